@@ -1,0 +1,1 @@
+"""Distillation: losses, layer pairing, trainer, DDP, checkpoints."""

@@ -1,0 +1,23 @@
+"""The one exception type for bad user input.
+
+Library code raises :class:`UserError` with a single line that names the file, layer or value at fault
+and what is allowed. The command line prints that line (no traceback) and exits with status 2.
+"""
+
+
+class UserError(Exception):
+    """Bad input (file, layer, value, config). The message is one line meant for the user."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The user-facing line of an exception, also when a DataLoader worker re-raised it.
+
+    PyTorch re-raises worker exceptions with the whole worker traceback as the message; the last line
+    then reads ``spectralkd.errors.UserError: <message>``.
+    """
+    text = str(exc).strip()
+    if "Traceback" in text:
+        last = text.splitlines()[-1]
+        prefix = f"{type(exc).__module__}.{type(exc).__name__}: "
+        text = last[len(prefix):] if last.startswith(prefix) else last.split(": ", 1)[-1]
+    return " ".join(text.split()) or type(exc).__name__

@@ -1,0 +1,100 @@
+"""Create timm models by name, from the hub (``pretrained=True``) or from a local checkpoint file."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import timm
+import torch
+import torch.nn as nn
+
+from spectralkd.errors import UserError
+
+# Wrappers that training scripts put around the weights; the first present one is taken.
+_STATE_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model", "params_ema", "params", "module")
+
+
+def parse_model_kwargs(text: str | dict | None) -> dict:
+    """``--model-kwargs`` JSON object → dict."""
+    if text is None or text == "":
+        return {}
+    if isinstance(text, dict):
+        return dict(text)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--model-kwargs is not valid JSON ({exc.msg} at column {exc.colno}): {text}") from None
+    if not isinstance(value, dict):
+        raise UserError(f"--model-kwargs must be a JSON object like '{{\"depth\": 6}}', got: {text}")
+    return value
+
+
+def load_state_dict_file(path: str | Path, prefer_ema: bool = True) -> dict:
+    """A state dict from safetensors or a ``.pth``/``.pt`` (read with ``weights_only=True``).
+
+    Unwraps the usual containers (``state_dict_ema``/``state_dict``/``model``/``params_ema``/``params``) and a
+    ``module.`` prefix left by DataParallel/DDP.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        from spectralkd.distill.checkpoint import load_weights
+
+        state, _ = load_weights(path)
+    else:
+        from spectralkd.distill.checkpoint import load_torch_state
+
+        state = load_torch_state(path)
+        if isinstance(state, dict):
+            keys = _STATE_KEYS if prefer_ema else tuple(k for k in _STATE_KEYS if "ema" not in k) + _STATE_KEYS
+            for key in keys:
+                if key in state and isinstance(state[key], dict):
+                    state = state[key]
+                    break
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"checkpoint {path} does not hold a state dict of tensors")
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def load_into(model: nn.Module, state: dict, source: str, strict: bool = True) -> None:
+    """Load ``state`` into ``model``; missing/unexpected keys or shape mismatches → one clear line."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in own
+             if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if wrong:
+        raise UserError(f"checkpoint {source} does not fit the model: {len(wrong)} shape mismatch(es), e.g. {wrong[0]}")
+    if strict and (missing or unexpected):
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing key(s) (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s) (e.g. {', '.join(unexpected[:3])})")
+        raise UserError(f"checkpoint {source} does not match the model: {'; '.join(parts)}")
+    model.load_state_dict(state, strict=strict)
+
+
+def create_model(name: str, pretrained: bool = False, checkpoint: str | Path | None = None,
+                 model_kwargs: dict | str | None = None, strict: bool = True) -> nn.Module:
+    """``timm.create_model(name, pretrained=..., **kwargs)``, then the local ``checkpoint`` when given."""
+    kwargs = parse_model_kwargs(model_kwargs)
+    if not timm.is_model(name.split(".")[0]):
+        close = timm.list_models(f"*{name.split('.')[0].split('_')[0]}*")[:6]
+        hint = f"; similar: {', '.join(close)}" if close else ""
+        raise UserError(f"unknown model '{name}' (not a timm model name){hint}")
+    try:
+        model = timm.create_model(name, pretrained=pretrained, **kwargs)
+    except TypeError as exc:
+        raise UserError(f"model '{name}' does not accept these --model-kwargs {kwargs}: {exc}") from None
+    except (RuntimeError, OSError, ValueError) as exc:
+        if pretrained:
+            raise UserError(f"cannot fetch pretrained weights for '{name}' ({' '.join(str(exc).split())[:160]}); "
+                            "without network access pass --checkpoint FILE") from None
+        raise UserError(f"cannot create model '{name}' with {kwargs}: {' '.join(str(exc).split())[:200]}") from None
+    if checkpoint is not None:
+        load_into(model, load_state_dict_file(checkpoint), str(checkpoint), strict=strict)
+    return model
