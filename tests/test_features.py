@@ -141,3 +141,14 @@ def test_unknown_model_and_bad_kwargs():
         create_model("vit_tiny_patch16_224", model_kwargs="{depth: 2")
     with pytest.raises(UserError, match="JSON object"):
         create_model("vit_tiny_patch16_224", model_kwargs="[1, 2]")
+
+
+def test_atomic_files_get_the_usual_mode(tmp_path):
+    import os
+
+    from spectralkd.distill.checkpoint import atomic_write_text
+
+    atomic_write_text(tmp_path / "a.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import timm
@@ -10,8 +11,9 @@ import torch.nn as nn
 
 from spectralkd.errors import UserError
 
-# Wrappers that training scripts put around the weights; the first present one is taken.
-_STATE_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model", "params_ema", "params", "module")
+# Wrappers that training scripts put around the weights, EMA first; the first present one is taken.
+STATE_KEYS = ("state_dict_ema", "model_ema", "params_ema", "ema", "state_dict", "model", "params", "module")
+_PREFIXES = re.compile(r"^(module\.|_orig_mod\.)+")
 
 
 def parse_model_kwargs(text: str | dict | None) -> dict:
@@ -29,11 +31,12 @@ def parse_model_kwargs(text: str | dict | None) -> dict:
     return value
 
 
-def load_state_dict_file(path: str | Path, prefer_ema: bool = True) -> dict:
+def load_state_dict_file(path: str | Path, prefer_ema: bool = True, keys: tuple[str, ...] = STATE_KEYS) -> dict:
     """A state dict from safetensors or a ``.pth``/``.pt`` (read with ``weights_only=True``).
 
-    Unwraps the usual containers (``state_dict_ema``/``state_dict``/``model``/``params_ema``/``params``) and a
-    ``module.`` prefix left by DataParallel/DDP.
+    Unwraps the usual containers (``state_dict_ema``/``params_ema``/``state_dict``/``model``/``params``, the first
+    of ``keys`` present; EMA weights first unless ``prefer_ema=False``) and the ``module.``/``_orig_mod.`` prefixes
+    left by DDP and ``torch.compile``.
     """
     path = Path(path)
     if not path.is_file():
@@ -47,16 +50,17 @@ def load_state_dict_file(path: str | Path, prefer_ema: bool = True) -> dict:
 
         state = load_torch_state(path)
         if isinstance(state, dict):
-            keys = _STATE_KEYS if prefer_ema else tuple(k for k in _STATE_KEYS if "ema" not in k) + _STATE_KEYS
-            for key in keys:
+            order = keys if prefer_ema else tuple(k for k in keys if "ema" not in k) + keys
+            for key in order:
                 if key in state and isinstance(state[key], dict):
                     state = state[key]
                     break
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UserError(f"checkpoint {path} does not hold a state dict of tensors")
-    if all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
-    return state
+    tensors = {_PREFIXES.sub("", k): v for k, v in state.items() if isinstance(v, torch.Tensor)} \
+        if isinstance(state, dict) else {}
+    if not tensors:
+        raise UserError(f"checkpoint {path} does not hold a state dict of tensors "
+                        f"(looked inside {', '.join(keys)})")
+    return tensors
 
 
 def load_into(model: nn.Module, state: dict, source: str, strict: bool = True) -> None:

@@ -1,0 +1,141 @@
+"""Distillation speed, measured side by side in one run (results: docs/benchmarks.md, "Distillation").
+
+1. Spectral loss forward+backward, 8 layer pairs (B=64, student 192 ch, teacher 384 ch, 14×14):
+   ``spectralkd.distill.losses.spectral_alignment_loss`` vs a plain per-pair loop of the same math
+   (pool teacher, rfft2 of both maps, stack real/imag, MSE). Target: ratio ≤ 1.0.
+2. One distillation step of the CIFAR-10 recipe (CaiT teacher 1.58M → DeiT student 0.31M, 32 px, batch 128,
+   4 layer pairs) through the trainer's own step (``spectralkd.distill.loop.train_one_epoch``) on in-memory
+   tensors: SpectralKD vs logit-KD-only (w_fft 0) step time, target ratio ≤ 1.10; and img/s with bf16 autocast
+   vs fp32. Variants are interleaved round by round; ratios use the best (minimum) time of each, the statistic
+   least disturbed by other jobs on a shared machine (medians are printed too).
+
+    python benchmarks/bench_distill.py [--threads 1] [--rounds 8] [--steps 2] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from spectralkd.distill.losses import SpectralKDLoss, spectral_alignment_loss
+from spectralkd.distill.loop import StepParts, train_one_epoch
+from spectralkd.distill.model_setup import TeacherForward
+from spectralkd.features import MapsAndLogits, create_model
+
+TEACHER = ("cait_xxs24_224", dict(img_size=32, patch_size=4, depth=12, embed_dim=96, num_heads=3, depth_token_only=2,
+                                   num_classes=10))
+STUDENT = ("deit_tiny_patch16_224", dict(img_size=32, patch_size=4, depth=6, embed_dim=64, num_heads=2, num_classes=10))
+S_IDS, T_IDS = [0, 1, 4, 5], [0, 1, 10, 11]
+
+
+def reference_loop(student_maps, teacher_maps):
+    """The plain per-pair loop: pool, two rfft2, stack real/imag, mse."""
+    total = 0.0
+    for s, t in zip(student_maps, teacher_maps):
+        t = F.adaptive_avg_pool3d(t, (s.shape[1], None, None))
+        fs = torch.fft.rfft2(s.float(), norm="ortho")
+        ft = torch.fft.rfft2(t.float(), norm="ortho")
+        total = total + F.mse_loss(torch.stack([fs.real, fs.imag], -1), torch.stack([ft.real, ft.imag], -1))
+    return total / len(student_maps)
+
+
+def bench_loss(rounds: int, repeats: int) -> None:
+    g = torch.Generator().manual_seed(0)
+    s_maps = [torch.randn(64, 192, 14, 14, generator=g).requires_grad_() for _ in range(8)]
+    t_maps = [torch.randn(64, 384, 14, 14, generator=g) for _ in range(8)]
+    a = spectral_alignment_loss(s_maps, t_maps).item()
+    b = reference_loop(s_maps, t_maps).item()
+    assert abs(a - b) <= 1e-5 * abs(b), (a, b)
+
+    def once(fn):
+        for s in s_maps:
+            s.grad = None
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn(s_maps, t_maps).backward()
+        return (time.perf_counter() - start) / repeats
+
+    once(spectral_alignment_loss), once(reference_loop)  # warm-up
+    ours, ref = [], []
+    for _ in range(rounds):
+        ours.append(once(spectral_alignment_loss))
+        ref.append(once(reference_loop))
+    mo, mr = min(ours), min(ref)
+    print(f"spectral loss fwd+bwd, 8 pairs B=64 192←384 ch 14x14: spectralkd {mo * 1e3:.1f} ms, "
+          f"per-pair loop {mr * 1e3:.1f} ms, ratio {mo / mr:.2f}x (target ≤ 1.0; medians "
+          f"{statistics.median(ours) * 1e3:.1f} / {statistics.median(ref) * 1e3:.1f} ms)  [values agree: {a:.6f}]")
+
+
+class TensorBatches:
+    """A fixed list of (images, labels) batches, iterable like a DataLoader (no decoding noise)."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self):
+        return len(self.batches)
+
+
+def make_parts(w_fft: float, precision: str, teacher, batch: int):
+    torch.manual_seed(0)
+    student = create_model(STUDENT[0], model_kwargs=STUDENT[1])
+    uses_maps = w_fft != 0
+    wrapped = MapsAndLogits(student, S_IDS if uses_maps else None)
+    teacher_fwd = TeacherForward(teacher, T_IDS if uses_maps else None, torch.nn.Identity())
+    criterion = SpectralKDLoss(torch.nn.CrossEntropyLoss(label_smoothing=0.1), "soft", 0.9, 1.0, 1.0, w_fft)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    return StepParts(wrapped, student, teacher_fwd, criterion, optimizer, None, scaler, None, None,
+                     torch.device("cpu"), precision, None)
+
+
+def bench_step(rounds: int, steps: int, batch: int) -> None:
+    teacher = create_model(TEACHER[0], model_kwargs=TEACHER[1]).eval().requires_grad_(False)
+    g = torch.Generator().manual_seed(1)
+    data = TensorBatches([(torch.randn(batch, 3, 32, 32, generator=g), torch.randint(0, 10, (batch,), generator=g))
+                          for _ in range(steps)])
+    variants = {
+        "spectralkd bf16": make_parts(0.2, "bf16", teacher, batch),
+        "logit-KD bf16": make_parts(0.0, "bf16", teacher, batch),
+        "spectralkd fp32": make_parts(0.2, "fp32", teacher, batch),
+        "logit-KD fp32": make_parts(0.0, "fp32", teacher, batch),
+    }
+    for parts in variants.values():  # warm-up
+        train_one_epoch(parts, TensorBatches(data.batches[:1]), 0, 1)
+    rates = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, parts in variants.items():
+            rates[name].append(train_one_epoch(parts, data, 0, steps)["img_per_s"])
+    best = {name: max(v) for name, v in rates.items()}  # best round = least disturbed
+    for name, v in best.items():
+        print(f"distill step CIFAR recipe batch {batch}, {name}: {v:.0f} img/s ({batch / v * 1e3:.0f} ms/step; "
+              f"median round {statistics.median(rates[name]):.0f} img/s)")
+    for prec in ("bf16", "fp32"):
+        ratio = best[f"logit-KD {prec}"] / best[f"spectralkd {prec}"]
+        print(f"step time SpectralKD / logit-KD-only ({prec}): {ratio:.3f}x (target ≤ 1.10)")
+    print(f"SpectralKD img/s bf16 / fp32: {best['spectralkd bf16'] / best['spectralkd fp32']:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run of this script)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rounds = 2 if args.quick else args.rounds
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    bench_loss(rounds, 1 if args.quick else 3)
+    bench_step(rounds, 2 if args.quick else args.steps, args.batch)
+
+
+if __name__ == "__main__":
+    main()

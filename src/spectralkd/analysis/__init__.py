@@ -1,0 +1,1 @@
+"""Spectral analysis of models: run over data, recommend layer pairs, write JSON/CSV/plots/report."""

@@ -1,0 +1,82 @@
+"""`spectralkd analyze` (argument parsing only; the work is in run/recommend/outputs/plots/report)."""
+from __future__ import annotations
+
+import re
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "analyze", help="spectral analysis of a model's feature maps (report, plots, recommended layer pairs)",
+        description="Run a model over images and measure, per layer, SpectralKD's frequency intensity and channel "
+                    "spectrum, the channel entropy, RMS, SVD energy rank and spatial spectra. Writes analysis.json, "
+                    "details.json, layers.csv, PNG plots and a self-contained report.html. See docs/analysis.md.")
+    p.add_argument("--model", required=True, metavar="NAME", help="timm model name, e.g. cait_s24_224")
+    p.add_argument("--model-kwargs", metavar="JSON", help='timm.create_model kwargs as JSON, e.g. \'{"depth": 6}\'')
+    p.add_argument("--checkpoint", metavar="FILE", help="local weights (.safetensors, or .pth/.pt read with weights_only)")
+    p.add_argument("--pretrained", action="store_true", help="timm's pretrained weights (needs the model hub)")
+    p.add_argument("--data", metavar="PATH", help="image folder or .tar/.tar.gz of one; its val/ split when present "
+                   "(default: the shared CIFAR-10 if present, else a generated image set)")
+    p.add_argument("--split", default="val", help="split folder to use when the data has one (default: val)")
+    p.add_argument("--num-images", type=int, default=256, metavar="N",
+                   help="images to analyse, spread evenly over the sorted files (default: 256)")
+    p.add_argument("--batch-size", type=int, default=32, metavar="B")
+    p.add_argument("--input-size", type=int, metavar="PX", help="square input size (default: the model's)")
+    p.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"), help="normalisation mean override")
+    p.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"), help="normalisation std override")
+    p.add_argument("--interpolation", choices=("bicubic", "bilinear", "nearest"), help="resize interpolation override")
+    p.add_argument("--crop-pct", type=float, metavar="F", help="centre-crop fraction override (1.0 = no crop)")
+    p.add_argument("--indices", type=int, nargs="+", metavar="I",
+                   help="block/stage ids to analyse (negative count from the end; default: all)")
+    p.add_argument("--layers", nargs="+", metavar="MODULE",
+                   help="analyse these named modules instead (any nn.Module; comma or space separated)")
+    p.add_argument("--student-depth", type=int, metavar="D",
+                   help="depth of the student to recommend layer pairs for (default: this model's depth)")
+    p.add_argument("--num-pairs", type=int, metavar="K",
+                   help="number of layer pairs to recommend (default: two thirds of the shallower model)")
+    p.add_argument("--bins", type=int, default=100, help="histogram bins of the channel entropy (default: 100)")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted) instead of stopping")
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes (default: 0)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/analyze-<model>)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=run_analyze)
+
+
+def run_analyze(args) -> int:
+    from pathlib import Path
+
+    from spectralkd.analysis.pipeline import analyze_to_dir
+    from spectralkd.data import default_data
+    from spectralkd.distill.dist import pick_device
+    from spectralkd.errors import UserError
+    from spectralkd.features import create_model, parse_model_kwargs
+
+    if args.bins < 1:
+        raise UserError(f"--bins must be at least 1, got {args.bins}")
+    if args.workers < 0:
+        raise UserError(f"--workers must be 0 or more, got {args.workers}")
+    if args.num_images is not None and args.num_images < 1:
+        raise UserError(f"--num-images must be at least 1, got {args.num_images}")
+    kwargs = parse_model_kwargs(args.model_kwargs)
+    names = [n for item in (args.layers or []) for n in item.split(",") if n]
+    device = pick_device(args.device)
+    model = create_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint, model_kwargs=kwargs)
+    data = args.data or default_data()
+    out = Path(args.out or Path("runs") / f"analyze-{re.sub(r'[^A-Za-z0-9_.-]+', '_', args.model)}")
+    run = analyze_to_dir(
+        model, args.model, data, out, num_images=args.num_images, batch_size=args.batch_size,
+        input_size=args.input_size, indices=args.indices, names=names or None,
+        data_overrides={"mean": args.mean, "std": args.std, "interpolation": args.interpolation,
+                        "crop_pct": args.crop_pct},
+        student_depth=args.student_depth, num_pairs=args.num_pairs, bins=args.bins, device=device,
+        progress=not args.no_progress, skip_bad=args.skip_bad, workers=args.workers, split=args.split,
+        settings={"model_kwargs": kwargs, "checkpoint": args.checkpoint, "pretrained": args.pretrained})
+    result, rec = run.result, run.recommended
+    skipped = f", {result.skipped} unreadable skipped" if result.skipped else ""
+    print(f"analysed {len(result.layers)} layers of {args.model} on {result.num_images} images{skipped}")
+    print("recommended pairs (student <- teacher): "
+          + " ".join(f"{s}<-{t}" for s, t in zip(rec["student_ids"], rec["teacher_ids"])))
+    print(f"wrote {run.report} ({', '.join(sorted(p.name for p in run.files.values()))})")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,41 @@
+"""`spectralkd compare` (argument parsing only; the work is in compare_run/compare/compare_plots)."""
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "compare", help="overlay a teacher and its students layer by layer, with similarity numbers",
+        description="Compare per-layer spectral measures of a teacher (first input) and students. Each input is an "
+                    "analysis.json (or a folder holding one) or a run directory of `spectralkd train/distill`, whose "
+                    "best weights are then analysed on the run's validation data. Writes compare.json, measures.png, "
+                    "spectra.png and a self-contained report.html.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="teacher first, then students")
+    p.add_argument("--labels", nargs="+", metavar="NAME", help="a name per input (default: folder names)")
+    p.add_argument("--out", default="runs/compare", metavar="DIR", help="output folder (default: runs/compare)")
+    p.add_argument("--num-images", type=int, default=256, metavar="N", help="images per run analysis (default: 256)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="B")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from spectralkd.analysis.compare_run import run_compare
+    from spectralkd.distill.dist import pick_device
+    from spectralkd.errors import UserError
+
+    if args.num_images < 1:
+        raise UserError(f"--num-images must be at least 1, got {args.num_images}")
+    result = run_compare(args.inputs, args.labels, args.out, args.num_images, args.batch_size,
+                         pick_device(args.device), not args.no_progress)
+    for s in result["students"]:
+        m = s["measures"]["intensity"]
+        d = s["intensity_distance"]
+        corr = "n/a" if m["correlation"] is None else f"{m['correlation']:.3f}"
+        extra = ""
+        if d["aligned"] is not None:
+            extra = f"; |Δ| aligned {d['aligned']:.4g}, not aligned " + (
+                "n/a" if d["not_aligned"] is None else f"{d['not_aligned']:.4g}")
+        print(f"{s['label']}: intensity correlation {corr}, mean distance {m['mean_distance']:.4g}{extra}")
+    print(f"wrote {result['files']['report']}")
+    return 0

@@ -1,0 +1,83 @@
+"""``spectralkd compare`` as a library call: inputs (analysis.json files or run directories) → compare folder."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from spectralkd.analysis.compare import compare, load_analysis
+from spectralkd.analysis.compare_plots import measures_plot, spectra_plot
+from spectralkd.analysis.compare_report import write_compare
+from spectralkd.errors import UserError
+
+
+def _run_pairs(card: dict) -> dict | None:
+    """The layer pairs a run aligned: resolved ids from the card, else explicit ids in its config."""
+    if isinstance(card.get("pairs"), dict) and card["pairs"].get("student_ids"):
+        return {k: [int(x) for x in card["pairs"][k]] for k in ("student_ids", "teacher_ids")}
+    d = (card.get("config") or {}).get("distill") or {}
+    s, t = d.get("student_ids"), d.get("teacher_ids")
+    if card.get("config", {}).get("teacher", {}).get("name") and isinstance(s, list) and isinstance(t, list) and s:
+        return {"student_ids": [int(x) for x in s], "teacher_ids": [int(x) for x in t]}
+    return None
+
+
+def analyze_run(run_dir: Path, out: Path, num_images: int, batch_size: int, device="cpu",
+                progress: bool = True) -> tuple[dict, dict | None]:
+    """Analyse a training/distillation run's best weights on the run's validation data → (analysis, pairs)."""
+    from spectralkd.analysis.pipeline import analyze_to_dir
+    from spectralkd.data import default_data
+    from spectralkd.distill.checkpoint import load_weights
+    from spectralkd.features import create_model, load_into
+
+    best = run_dir / "best.safetensors"
+    if not best.is_file():
+        raise UserError(f"run directory {run_dir} has no best.safetensors (has it finished an epoch?)")
+    state, card = load_weights(best)
+    if not card.get("model"):
+        raise UserError(f"{best} has no model card naming the model (expected {best.name}.json beside it)")
+    model = create_model(card["model"], model_kwargs=card.get("model_kwargs") or {})
+    load_into(model, state, str(best))
+    data_info = card.get("data") or {}
+    data = data_info.get("path")
+    data = default_data() if data in (None, "", "None") else data
+    overrides = {k: data_info.get(k) for k in ("mean", "std", "interpolation", "crop_pct")}
+    run = analyze_to_dir(model, card["model"], data, out, num_images=num_images, batch_size=batch_size,
+                         input_size=data_info.get("input_size"), data_overrides=overrides, device=device,
+                         progress=progress, settings={"run_dir": str(run_dir), "weights": str(best),
+                                                      "val_top1": card.get("top1")})
+    analysis = dict(run.analysis)
+    pairs = _run_pairs(card)
+    if pairs:
+        analysis["pairs"] = pairs
+    return analysis, pairs
+
+
+def run_compare(inputs: Sequence[str | Path], labels: Sequence[str] | None, out: str | Path,
+                num_images: int = 256, batch_size: int = 64, device="cpu", progress: bool = True) -> dict:
+    """Compare the first input (the teacher) with the others; writes compare.json, plots and report.html."""
+    out = Path(out)
+    if len(inputs) < 2:
+        raise UserError("compare needs at least two inputs: the teacher first, then one or more students")
+    labels = list(labels) if labels else [Path(p).name if Path(p).is_dir() else Path(p).parent.name or str(p)
+                                          for p in inputs]
+    if len(labels) != len(inputs):
+        raise UserError(f"--labels gives {len(labels)} names for {len(inputs)} inputs")
+    analyses, pairs = [], []
+    for i, (item, label) in enumerate(zip(inputs, labels)):
+        path = Path(item)
+        if path.is_dir() and (path / "best.safetensors").is_file():
+            print(f"spectralkd compare: analysing run {path} ({label})", file=sys.stderr)
+            analysis, p = analyze_run(path, out / "analyses" / f"{i}-{label}", num_images, batch_size, device, progress)
+        else:
+            analysis = load_analysis(path)
+            p = analysis.get("pairs")
+        analyses.append(analysis)
+        pairs.append(p)
+    result = compare(analyses, labels, pairs)
+    out.mkdir(parents=True, exist_ok=True)
+    plots = {"per-layer measures against relative depth": measures_plot(analyses, labels, out / "measures.png", pairs),
+             "channel spectra of matched layers": spectra_plot(analyses, labels, out / "spectra.png", pairs)}
+    json_path, html_path = write_compare(result, plots, out)
+    result["files"] = {"json": str(json_path), "report": str(html_path)}
+    return result

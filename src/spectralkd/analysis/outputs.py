@@ -1,0 +1,116 @@
+"""Files written by ``spectralkd analyze``: analysis.json (the documented schema), details.json, layers.csv.
+
+``analysis.json`` holds exactly::
+
+    {"model", "num_images", "layers": [{"index", "shape", "intensity", "entropy", "rms", "svd_rank_99",
+     "high_freq_ratio"}], "spectra": {index: [first C//2 values of the channel spectrum]},
+     "recommended": {"student_ids", "teacher_ids"}}
+
+``details.json`` holds everything needed to reproduce and read it (settings, data config, value range, skipped
+files, the teacher depth, SVD ranks at every level, radial spatial spectra, the ``0.886·RMS/√C`` reference).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+from spectralkd.analysis.run import AnalysisResult
+from spectralkd.distill.checkpoint import atomic_write_text
+from spectralkd.errors import UserError
+
+# E|FFT_k|/C for iid channels of standard deviation σ is sqrt(pi/4)·σ/sqrt(C) (see spectralkd.spectral.channel).
+UNSTRUCTURED = math.sqrt(math.pi / 4)
+
+
+def unstructured_intensity(rms: float, channels: int) -> float:
+    """The intensity that channels without structure and this RMS would have: 0.886·RMS/√C."""
+    return UNSTRUCTURED * rms / math.sqrt(channels)
+
+
+def analysis_dict(result: AnalysisResult, recommended: dict) -> dict:
+    layers, spectra = [], {}
+    for m in result.layers:
+        c = m.shape[0]
+        layers.append({"index": m.index, "shape": list(m.shape), "intensity": m.intensity, "entropy": m.entropy,
+                       "rms": m.rms, "svd_rank_99": m.svd_ranks[0.99], "high_freq_ratio": m.high_freq_ratio})
+        spectra[str(m.index)] = [float(v) for v in m.spectrum[: c // 2]]
+    return {"model": result.model, "num_images": result.num_images, "layers": layers, "spectra": spectra,
+            "recommended": {"student_ids": list(recommended["student_ids"]),
+                            "teacher_ids": list(recommended["teacher_ids"])}}
+
+
+def details_dict(result: AnalysisResult) -> dict:
+    per_layer = []
+    for name, m in zip(result.layer_names, result.layers):
+        per_layer.append({
+            "index": m.index, "name": name, "shape": list(m.shape), "min": m.min, "max": m.max,
+            "unstructured_intensity": unstructured_intensity(m.rms, m.shape[0]),
+            "svd_ranks_p99": {f"{lv:.2f}": r for lv, r in m.svd_ranks.items()},
+            "radial_frequency": [float(v) for v in m.radial_frequency],
+            "radial_power": [float(v) for v in m.radial_power],
+        })
+    return {"model": result.model, "teacher_depth": result.depth, "num_images": result.num_images,
+            "skipped_images": result.skipped, "value_range": list(result.value_range), "settings": result.settings,
+            "layers": per_layer}
+
+
+CSV_FIELDS = ("index", "name", "channels", "height", "width", "intensity", "unstructured_intensity", "entropy", "rms",
+              "svd_rank_80", "svd_rank_90", "svd_rank_95", "svd_rank_99", "high_freq_ratio", "min", "max")
+
+
+def layers_csv(result: AnalysisResult) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for name, m in zip(result.layer_names, result.layers):
+        c, h, w = m.shape
+        ranks = [m.svd_ranks.get(lv, "") for lv in (0.8, 0.9, 0.95, 0.99)]
+        row = [m.index, name, c, h, w, m.intensity, unstructured_intensity(m.rms, c),
+               "" if m.entropy is None else m.entropy, m.rms, *ranks, m.high_freq_ratio, m.min, m.max]
+        writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+    return buf.getvalue()
+
+
+def write_outputs(result: AnalysisResult, recommended: dict, out: str | Path) -> dict[str, Path]:
+    """analysis.json, details.json, layers.csv in ``out`` → {name: path}."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"analysis.json": json.dumps(analysis_dict(result, recommended), indent=1) + "\n",
+             "details.json": json.dumps(details_dict(result), indent=1) + "\n",
+             "layers.csv": layers_csv(result)}
+    paths = {}
+    for name, text in files.items():
+        atomic_write_text(out / name, text)
+        paths[name] = out / name
+    return paths
+
+
+def load_analysis(path: str | Path) -> dict:
+    """Read and check an ``analysis.json`` (or a folder holding one); layers sorted by index.
+
+    When ``details.json`` lies beside it, its ``teacher_depth`` (the model's full depth, which may exceed the number
+    of analysed layers) is added as ``"depth"``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "analysis.json"
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; give an analysis.json or a run directory")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not valid JSON ({exc})") from None
+    layers = data.get("layers") if isinstance(data, dict) else None
+    if not isinstance(layers, list) or not layers or not all(isinstance(x, dict) and "index" in x for x in layers):
+        raise UserError(f"{path} is not an analysis.json of `spectralkd analyze` (no 'layers' list with indices)")
+    data["layers"] = sorted(layers, key=lambda x: int(x["index"]))
+    data.setdefault("spectra", {})
+    details = path.parent / "details.json"
+    if "depth" not in data and details.is_file():
+        try:
+            data["depth"] = int(json.loads(details.read_text())["teacher_depth"])
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
+            pass
+    return data

@@ -1,0 +1,53 @@
+"""The whole analysis of one model into a folder: measures, recommended pairs, JSON/CSV, plots, report.
+
+Used by ``spectralkd analyze``, by ``spectralkd compare`` for run directories, and by the demo.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch.nn as nn
+
+from spectralkd.analysis.outputs import analysis_dict, write_outputs
+from spectralkd.analysis.plots import write_plots
+from spectralkd.analysis.recommend import recommend_from_layers
+from spectralkd.analysis.report import write_report
+from spectralkd.analysis.run import AnalysisResult, analyze, make_loader
+
+
+@dataclass
+class AnalysisRun:
+    result: AnalysisResult
+    recommended: dict
+    analysis: dict  # the analysis.json content
+    files: dict[str, Path]
+    report: Path
+
+
+def analyze_to_dir(model: nn.Module, model_name: str, data, out: str | Path, *, num_images: int | None = 256,
+                   batch_size: int = 32, input_size: int | None = None, data_overrides: dict | None = None,
+                   indices: Sequence[int] | None = None, names: Sequence[str] | None = None,
+                   student_depth: int | None = None, num_pairs: int | None = None, bins: int = 100,
+                   device="cpu", progress: bool = True, skip_bad: bool = False, workers: int = 0,
+                   split: str = "val", settings: dict | None = None) -> AnalysisRun:
+    """Analyse ``model`` on ``num_images`` images of ``data`` and write every output file into ``out``."""
+    overrides = {k: v for k, v in (data_overrides or {}).items() if v is not None}
+    loader, cfg, n_files = make_loader(model, data, num_images, batch_size, input_size, skip_bad, workers, split,
+                                       **overrides)
+    info = {"data": str(data), "split": split, "images_requested": num_images, "files_used": n_files,
+            "input_size": list(cfg["input_size"]), "mean": list(cfg["mean"]), "std": list(cfg["std"]),
+            "interpolation": cfg.get("interpolation"), "crop_pct": cfg.get("crop_pct"),
+            "crop_mode": cfg.get("crop_mode"), "batch_size": batch_size, "device": str(device),
+            "high_freq_cutoff": 0.5, "energy_levels": [0.8, 0.9, 0.95, 0.99], "rank_percentile": 99,
+            **(settings or {})}
+    result = analyze(model, model_name, loader, indices=indices, names=names, bins=bins, device=device,
+                     progress=progress, settings=info)
+    depth = student_depth if student_depth is not None else result.depth
+    recommended = recommend_from_layers([{"index": m.index, "shape": m.shape, "intensity": m.intensity}
+                                         for m in result.layers], depth, num_pairs, teacher_depth=result.depth)
+    files = write_outputs(result, recommended, out)
+    plots = write_plots(result, out, recommended["teacher_ids"])
+    report = write_report(result, recommended, plots, out)
+    return AnalysisRun(result, recommended, analysis_dict(result, recommended), {**files, **plots}, report)

@@ -1,0 +1,101 @@
+"""report.html: one self-contained page (plots embedded as base64 PNG) that a person reads in a browser."""
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+from spectralkd.analysis.outputs import unstructured_intensity
+from spectralkd.analysis.run import AnalysisResult
+from spectralkd.distill.checkpoint import atomic_write_text
+
+MEASURES = [
+    ("Frequency intensity L(X)",
+     "For every position the C-vector of channel values is Fourier-transformed along the channels; the layer's "
+     "spectrum is the mean of |FFT<sub>k</sub>|/C over images and positions, and L(X) is its mean over k "
+     "(SpectralKD's measure; the paper distils the layers where it is highest). For channels without structure "
+     "L(X) ≈ 0.886·RMS/√C, shown as the dashed line: the intensity follows the scale of the activations first. "
+     "Only the gap between the two curves reflects structure across channels, and channel order is arbitrary."),
+    ("Channel spectrum",
+     "The first C/2 bins of that spectrum against the normalised channel frequency k/C. Bin 0 is the channel "
+     "mean; a spectrum that falls off means neighbouring channels (in the network's arbitrary order) are similar."),
+    ("Channel entropy",
+     "Each position's C values are put into equal bins spanning the global minimum..maximum over all analysed "
+     "layers (numpy.histogram convention); the Shannon entropy of that histogram in bits, averaged over "
+     "positions. Because the grid is shared, layers with small activations next to large ones score low."),
+    ("RMS", "Root mean square of all activations of the layer: the scale that drives the intensity."),
+    ("SVD rank 99",
+     "Per image, the (H·W)×C token matrix; the smallest number of singular directions holding 99 % of its energy "
+     "(sum of squared singular values); the 99th percentile over images. It does not depend on channel order. "
+     "details.json and layers.csv also give the 80/90/95 % ranks."),
+    ("High-frequency ratio",
+     "Each channel map's 2-D power spectrum (rfft2, both halves of the plane counted, so Parseval holds); the share "
+     "of the non-DC energy above half the Nyquist frequency (normalised radius ρ > 0.5). High values mean "
+     "fine, pixel-to-pixel spatial detail."),
+]
+
+
+def embed_png(path: Path, alt: str) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(alt)}</figcaption></figure>'
+
+
+def _fmt(v, digits=4) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return html.escape(str(v))
+
+
+def render(result: AnalysisResult, recommended: dict, plots: dict[str, Path]) -> str:
+    s = result.settings
+    rows = []
+    teacher_ids = set(recommended.get("teacher_ids", []))
+    for name, m in zip(result.layer_names, result.layers):
+        c, h, w = m.shape
+        mark = ' class="pick"' if m.index in teacher_ids else ""
+        rows.append(
+            f"<tr{mark}><td>{m.index}</td><td>{html.escape(name)}</td><td>{c}×{h}×{w}</td><td>{_fmt(m.intensity)}</td>"
+            f"<td>{_fmt(unstructured_intensity(m.rms, c))}</td><td>{_fmt(m.entropy)}</td><td>{_fmt(m.rms)}</td>"
+            f"<td>{_fmt(m.svd_ranks.get(0.99))}</td><td>{_fmt(m.high_freq_ratio)}</td></tr>")
+    settings = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in s.items())
+    measures = "".join(f"<dt>{t}</dt><dd>{d}</dd>" for t, d in MEASURES)
+    figures = "".join(embed_png(p, name.replace(".png", "").replace("_", " ")) for name, p in plots.items())
+    pairs = " ".join(f"{a}↔{b}" for a, b in zip(recommended.get("student_ids", []), recommended.get("teacher_ids", [])))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>spectralkd analysis: {html.escape(result.model)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }}
+table {{ border-collapse: collapse; font-size: 0.9em; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+tr.pick {{ background: #fff1dc; }} th {{ background: #f3f3f3; }}
+img {{ max-width: 100%; }} figure {{ margin: 1em 0; }} figcaption {{ color: #666; font-size: 0.85em; }}
+dt {{ font-weight: bold; margin-top: 0.6em; }} code {{ background: #f3f3f3; padding: 0 3px; }}
+</style></head><body>
+<h1>Spectral analysis of <code>{html.escape(result.model)}</code></h1>
+<p>{result.num_images} images analysed ({result.skipped} unreadable skipped); {len(result.layers)} of {result.depth}
+layers; activation range {result.value_range[0]:.4g} .. {result.value_range[1]:.4g}.</p>
+<h2>Recommended distillation pairs (student ↔ teacher)</h2>
+<p><code>{html.escape(pairs) or "–"}</code> — the highest-intensity teacher layers, those in the first half mapped to
+the student's first layers and those in the second half to its last layers (stage models: stage by stage).
+Highlighted rows below. Use them with <code>distill.student_ids/teacher_ids: auto</code> and this analysis.json.</p>
+<h2>Plots</h2>
+{figures}
+<h2>Per layer</h2>
+<table><tr><th>index</th><th>layer</th><th>C×H×W</th><th>intensity</th><th>0.886·RMS/√C</th><th>entropy [bits]</th>
+<th>RMS</th><th>SVD rank 99</th><th>high-freq. ratio</th></tr>
+{''.join(rows)}
+</table>
+<h2>What the measures mean</h2>
+<dl>{measures}</dl>
+<h2>Settings</h2><ul>{settings}</ul>
+<p style="color:#666;font-size:0.85em">Written by spectralkd analyze. Files beside this page: analysis.json,
+details.json, layers.csv and the PNG plots.</p>
+</body></html>
+"""
+
+
+def write_report(result: AnalysisResult, recommended: dict, plots: dict[str, Path], out: str | Path) -> Path:
+    path = Path(out) / "report.html"
+    atomic_write_text(path, render(result, recommended, plots))
+    return path

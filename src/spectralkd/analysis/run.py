@@ -1,0 +1,141 @@
+"""Run a model over images and accumulate every spectral measure per layer (two passes, bounded memory).
+
+Pass 1 feeds each batch's feature maps to :class:`~spectralkd.spectral.RunningMeasures` (channel spectra, RMS,
+SVD ranks, spatial spectra, value range); pass 2 runs the same images again for the channel entropy, whose
+histogram range is the global min..max found in pass 1 (see :mod:`spectralkd.spectral.running`). The loader must
+yield the same images in the same order both times (no shuffling, evaluation transforms).
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from spectralkd.data import ImageFiles, analysis_images, collate_skip_bad, data_config, eval_transform
+from spectralkd.errors import UserError
+from spectralkd.features import block_maps, module_maps, num_block_maps, resolve_indices
+from spectralkd.spectral import LayerMeasures, RunningMeasures
+
+
+@dataclass
+class AnalysisResult:
+    """What ``analyze`` found; ``layers[i]`` belongs to ``layer_ids[i]`` (named ``layer_names[i]``)."""
+
+    model: str
+    layers: list[LayerMeasures]
+    layer_ids: list[int]
+    layer_names: list[str]
+    depth: int  # maps the model offers (blocks/stages), or the number of named modules
+    num_images: int
+    skipped: int
+    value_range: tuple[float, float]
+    settings: dict = field(default_factory=dict)
+
+
+class LayerSelection:
+    """Which maps to take: timm blocks/stages by index (``block_maps``) or any modules by name (hooks)."""
+
+    def __init__(self, model: nn.Module, indices: Sequence[int] | None = None, names: Sequence[str] | None = None):
+        if names:
+            known = dict(model.named_modules())
+            missing = [n for n in names if n not in known]
+            if missing:
+                sample = ", ".join(list(known)[1:6])
+                raise UserError(f"module '{missing[0]}' is not in {type(model).__name__}; names look like: {sample}, ...")
+            self.names, self.ids, self.depth = list(names), list(range(len(names))), len(names)
+            if indices:
+                raise UserError("give either --layers (module names) or --indices (block ids), not both")
+        else:
+            self.depth = num_block_maps(model)
+            self.ids = resolve_indices(indices, self.depth)
+            self.names = [f"block {i}" for i in self.ids]
+        self.by_name = bool(names)
+
+    def maps(self, model: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
+        if self.by_name:
+            return module_maps(model, images, self.names)
+        return block_maps(model, images, self.ids)
+
+
+def model_input_size(model: nn.Module) -> int | None:
+    """The square input size a model was built for (e.g. a ViT created with ``img_size=32``), if it has one.
+
+    timm's data config reports the pretrained size (224) even when the model was created for another size.
+    """
+    pe = getattr(model, "patch_embed", None)
+    size = getattr(pe, "img_size", None)
+    if getattr(pe, "dynamic_img_size", False) or not size:
+        return None
+    size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    return int(size[0]) if size[0] == size[1] else None
+
+
+def pick_images(files: list[Path], num_images: int | None) -> list[Path]:
+    """``num_images`` files spread evenly over the sorted list (so class folders are all represented)."""
+    if num_images is None or num_images >= len(files):
+        return files
+    if num_images < 1:
+        raise UserError(f"--num-images must be at least 1, got {num_images}")
+    take = np.linspace(0, len(files) - 1, num_images).round().astype(int)
+    return [files[i] for i in take]
+
+
+def make_loader(model: nn.Module, data: str | Path, num_images: int | None = None, batch_size: int = 32,
+                input_size: int | None = None, skip_bad: bool = False, workers: int = 0, split: str = "val",
+                **overrides) -> tuple[DataLoader, dict, int]:
+    """(loader of ``(images, labels, n_dropped)``, the data config used, number of files)."""
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    cfg = data_config(model, input_size=input_size or model_input_size(model), **overrides)
+    files = pick_images(analysis_images(data, split), num_images)
+    dataset = ImageFiles(files, eval_transform(cfg), skip_bad=skip_bad)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        collate_fn=collate_skip_bad)
+    return loader, cfg, len(files)
+
+
+def _batches(loader: Iterable, desc: str, progress: bool):
+    total = len(loader) if hasattr(loader, "__len__") else None
+    return tqdm(loader, desc=desc, total=total, unit="batch", file=sys.stderr, disable=not progress, leave=False)
+
+
+def collect(model: nn.Module, loader: Iterable, selection: LayerSelection, bins: int = 100,
+            device: torch.device | str = "cpu", progress: bool = True) -> tuple[RunningMeasures, int, int]:
+    """Both passes over ``loader`` → (accumulator with entropy, images analysed, images skipped)."""
+    model.eval()
+    acc = RunningMeasures(selection.ids, bins=bins)
+    images_seen = skipped = 0
+    with torch.inference_mode():
+        for images, _, dropped in _batches(loader, "spectra (pass 1/2)", progress):
+            skipped += dropped
+            if images is None:
+                continue
+            maps = selection.maps(model, images.to(device))
+            acc.update([m.float() for m in maps])
+            images_seen += images.shape[0]
+        if images_seen == 0:
+            raise UserError(f"no image could be analysed ({skipped} unreadable)")
+        for images, _, _ in _batches(loader, "entropy (pass 2/2)", progress):
+            if images is None:
+                continue
+            acc.update_entropy([m.float() for m in selection.maps(model, images.to(device))])
+    return acc, images_seen, skipped
+
+
+def analyze(model: nn.Module, model_name: str, loader: Iterable, indices: Sequence[int] | None = None,
+            names: Sequence[str] | None = None, bins: int = 100, device: torch.device | str = "cpu",
+            progress: bool = True, settings: dict | None = None) -> AnalysisResult:
+    """Every measure of the chosen layers of ``model`` over the images of ``loader``."""
+    model = model.to(device)
+    selection = LayerSelection(model, indices, names)
+    acc, n, skipped = collect(model, loader, selection, bins, device, progress)
+    return AnalysisResult(model=model_name, layers=acc.results(), layer_ids=selection.ids,
+                          layer_names=selection.names, depth=selection.depth, num_images=n, skipped=skipped,
+                          value_range=acc.value_range, settings=dict(settings or {}, bins=bins))

@@ -1,0 +1,91 @@
+"""Training and validation loaders from a run config, with timm's transforms, samplers and Mixup/CutMix."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn as nn
+from timm.data import Mixup, create_transform
+from timm.data.distributed_sampler import RepeatAugSampler
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from spectralkd.data import ImageFiles, data_config, eval_transform, labelled_split
+from spectralkd.errors import UserError
+
+
+@dataclass
+class DataBundle:
+    train_loader: DataLoader
+    val_loader: DataLoader
+    sampler: object
+    classes: list[str]
+    data_cfg: dict            # input_size, mean, std, interpolation, crop_pct, crop_mode (the student's view)
+    num_train: int
+    num_val: int
+    mixup: Mixup | None = None
+
+
+def _pair(value, key: str) -> tuple[float, float]:
+    if not (isinstance(value, (list, tuple)) and len(value) == 2):
+        raise UserError(f"{key} must be a list of two numbers, got {value!r}")
+    return float(value[0]), float(value[1])
+
+
+def student_data_config(model: nn.Module, cfg: dict) -> dict:
+    d = cfg["data"]
+    return data_config(model, input_size=d["input_size"], mean=d["mean"], std=d["std"],
+                       interpolation=d["interpolation"], crop_pct=d["crop_pct"])
+
+
+def train_transform(cfg: dict, dcfg: dict):
+    a = cfg["aug"]
+    return create_transform(
+        input_size=dcfg["input_size"], is_training=True, scale=_pair(a["scale"], "aug.scale"),
+        ratio=_pair(a["ratio"], "aug.ratio"), hflip=float(a["hflip"]), color_jitter=a["color_jitter"],
+        auto_augment=a["auto_augment"] or None, interpolation=dcfg.get("interpolation", "bicubic"),
+        mean=dcfg["mean"], std=dcfg["std"], re_prob=float(a["reprob"]), re_mode=a["remode"], re_count=int(a["recount"]),
+    )
+
+
+def make_mixup(cfg: dict, num_classes: int) -> Mixup | None:
+    a = cfg["aug"]
+    if not (float(a["mixup"]) > 0 or float(a["cutmix"]) > 0):
+        return None
+    return Mixup(mixup_alpha=float(a["mixup"]), cutmix_alpha=float(a["cutmix"]), prob=float(a["mixup_prob"]),
+                 switch_prob=float(a["mixup_switch_prob"]), mode=a["mixup_mode"], label_smoothing=float(a["smoothing"]),
+                 num_classes=num_classes)
+
+
+def build_data(cfg: dict, data_path, dcfg: dict, rank: int = 0, world_size: int = 1) -> DataBundle:
+    """Loaders over ``<data>/train`` and ``<data>/val``; the train sampler is reseeded per epoch via set_epoch."""
+    d = cfg["data"]
+    train_items, classes, _ = labelled_split(data_path, "train")
+    val_items, val_classes, _ = labelled_split(data_path, "val")
+    if val_classes != classes:
+        raise UserError(f"data {data_path}: train and val class folders differ ({len(classes)} vs {len(val_classes)})")
+    try:
+        batch = int(d["batch_size"])
+        workers = int(d["num_workers"])
+    except (TypeError, ValueError):
+        raise UserError("data.batch_size and data.num_workers must be integers") from None
+    if batch < 1 or workers < 0:
+        raise UserError(f"data.batch_size must be ≥ 1 and data.num_workers ≥ 0, got {batch} and {workers}")
+    eval_batch = int(d["eval_batch_size"] or 2 * batch)
+    train_set = ImageFiles(train_items, train_transform(cfg, dcfg))
+    val_set = ImageFiles(val_items, eval_transform(dcfg))
+    if d["repeated_aug"]:
+        sampler = RepeatAugSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True,
+                                   num_repeats=int(d["num_repeats"]))
+    else:
+        sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True,
+                                     seed=int(cfg["seed"]), drop_last=False)
+    if len(sampler) < batch:
+        raise UserError(f"data {data_path}: {len(sampler)} training images per process is fewer than one batch "
+                        f"(data.batch_size={batch})")
+    mixup = make_mixup(cfg, len(classes))
+    train_loader = DataLoader(train_set, batch_size=batch, sampler=sampler, num_workers=workers,
+                              pin_memory=bool(d["pin_memory"]), drop_last=True)
+    # Each process evaluates a disjoint shard (no padding duplicates); counts are summed across processes.
+    val_shard = Subset(val_set, list(range(rank, len(val_set), world_size)))
+    val_loader = DataLoader(val_shard, batch_size=eval_batch, shuffle=False, num_workers=workers,
+                            pin_memory=bool(d["pin_memory"]))
+    return DataBundle(train_loader, val_loader, sampler, classes, dcfg, len(train_set), len(val_set), mixup)

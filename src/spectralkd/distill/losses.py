@@ -1,0 +1,224 @@
+"""Distillation objectives: the SpectralKD spectral alignment loss, logit KD, their combination, and ablations.
+
+The published SpectralKD loss (Tian et al.) pairs student and teacher block maps (B×C×H×W), average-pools the
+wider one over channels to the narrower width, takes ``rfft2`` over (H, W) with ``norm="ortho"`` in float32,
+stacks real and imaginary parts and takes the mean squared error. The total objective is
+
+    total = (1 − α)·CE(label smoothing) + α·KD(logits) + β·w_fft·spectral
+
+with the logit term absent in mode ``fft`` and everything but CE absent in mode ``none``.
+
+Feature-loss variants (``distill.feature_loss``), all using the same channel alignment:
+
+* ``spectral`` — the published loss above.
+* ``feature_mse`` — plain MSE of the aligned maps. By Parseval, ``sum |rfft2(d)|²`` over the half spectrum is
+  ``(sum |d|² + the power in the self-conjugate columns) / 2``, and the half spectrum has ``H·(W//2+1)·2``
+  stacked values versus ``H·W`` pixels, so the spectral loss is about half of this one (exactly
+  ``W/(2·(W//2+1))`` times it plus the edge-column power).
+* ``magnitude`` — MSE of ``|rfft2|`` only (phase discarded: a spatially shifted map costs nothing).
+* ``band`` — the spectral loss with a per-frequency weight ``1 + strength·r`` (``high``) or ``1 + strength·(1−r)``
+  (``low``), ``r`` the radial frequency scaled to [0, 1], weights normalised to mean 1 over the half spectrum so
+  ``strength=0`` gives the spectral loss exactly.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from spectralkd.errors import UserError
+
+MODES = ("none", "soft", "hard", "fft")
+FEATURE_LOSSES = ("spectral", "feature_mse", "magnitude", "band")
+BAND_EMPHASIS = ("low", "high")
+
+
+@lru_cache(maxsize=32)
+def _pool_matrix(c_in: int, c_out: int) -> torch.Tensor:
+    """c_out×c_in weights of adaptive average pooling: window i = [floor(i·c_in/c_out), ceil((i+1)·c_in/c_out))."""
+    weight = torch.zeros(c_out, c_in, dtype=torch.float64)
+    for i in range(c_out):
+        lo, hi = (i * c_in) // c_out, -((-(i + 1) * c_in) // c_out)
+        weight[i, lo:hi] = 1.0 / (hi - lo)
+    return weight.float()
+
+
+def pool_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """Adaptive average pooling of a B×C×H×W map over the channel axis down to ``channels``.
+
+    The same windows as ``F.adaptive_avg_pool3d(x, (channels, None, None))`` in the published code: for C
+    divisible by ``channels`` consecutive groups are averaged (384→192 averages channels 2k and 2k+1), otherwise
+    windows follow adaptive pooling's floor/ceil bounds. Computed as a group mean or one small matrix product,
+    which on CPU is several times faster than the generic 3-D pooling kernel (benchmarks/bench_distill.py).
+    """
+    c = x.shape[1]
+    if c == channels:
+        return x
+    if c % channels == 0:
+        return x.unflatten(1, (channels, c // channels)).mean(dim=2)
+    weight = _pool_matrix(c, channels).to(device=x.device, dtype=x.dtype)
+    return torch.einsum("oc,bchw->bohw", weight, x)
+
+
+def align_channels(student: torch.Tensor, teacher: torch.Tensor, where: str = "pair") -> tuple[torch.Tensor, torch.Tensor]:
+    """Check spatial sizes and pool the wider map over channels to the narrower width."""
+    if student.dim() != 4 or teacher.dim() != 4:
+        raise UserError(f"{where}: maps must be B×C×H×W, got student {tuple(student.shape)} and teacher {tuple(teacher.shape)}")
+    if student.shape[-2:] != teacher.shape[-2:]:
+        raise UserError(f"{where}: student map {tuple(student.shape)} and teacher map {tuple(teacher.shape)} differ in "
+                        "spatial size (H×W); pair layers with equal H×W")
+    if student.shape[0] != teacher.shape[0]:
+        raise UserError(f"{where}: batch sizes differ (student {student.shape[0]}, teacher {teacher.shape[0]})")
+    cs, ct = student.shape[1], teacher.shape[1]
+    if cs < ct:
+        teacher = pool_channels(teacher, cs)
+    elif cs > ct:
+        student = pool_channels(student, ct)
+    return student, teacher
+
+
+def _spectrum(x: torch.Tensor) -> torch.Tensor:
+    return torch.fft.rfft2(x.float(), dim=(-2, -1), norm="ortho")
+
+
+@lru_cache(maxsize=32)
+def _band_weights_cached(h: int, w: int, emphasis: str, strength: float) -> torch.Tensor:
+    fy = torch.fft.fftfreq(h, dtype=torch.float64).abs()
+    fx = torch.fft.rfftfreq(w, dtype=torch.float64)
+    radius = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
+    radius = radius / radius.max() if radius.max() > 0 else radius
+    weight = 1.0 + strength * (radius if emphasis == "high" else 1.0 - radius)
+    return (weight / weight.mean()).float()
+
+
+def band_weights(h: int, w: int, emphasis: str = "low", strength: float = 3.0) -> torch.Tensor:
+    """H×(W//2+1) weights over the rfft2 half spectrum, mean 1, rising towards low or high radial frequency."""
+    if emphasis not in BAND_EMPHASIS:
+        raise UserError(f"band emphasis '{emphasis}' is not supported; allowed: {', '.join(BAND_EMPHASIS)}")
+    if not strength >= 0:
+        raise UserError(f"band strength must be ≥ 0, got {strength}")
+    return _band_weights_cached(int(h), int(w), emphasis, float(strength))
+
+
+def _pair_loss(s: torch.Tensor, t: torch.Tensor, kind: str, emphasis: str, strength: float) -> torch.Tensor:
+    if kind == "feature_mse":
+        return F.mse_loss(s.float(), t.float())
+    if kind == "magnitude":
+        return F.mse_loss(_spectrum(s).abs(), _spectrum(t).abs())
+    # rfft2 is linear, so rfft2(s) − rfft2(t) = rfft2(s − t): one transform per pair instead of two.
+    diff = torch.view_as_real(_spectrum(s.float() - t.float()))  # ...×H×(W//2+1)×2: real and imaginary stacked
+    sq = diff.square()
+    if kind == "band":
+        weight = band_weights(s.shape[-2], s.shape[-1], emphasis, strength).to(sq.device)
+        return (sq * weight[..., None]).mean()
+    return sq.mean()
+
+
+def feature_alignment_loss(student_maps: Sequence[torch.Tensor], teacher_maps: Sequence[torch.Tensor],
+                           kind: str = "spectral", emphasis: str = "low", strength: float = 3.0) -> torch.Tensor:
+    """Mean over layer pairs of the chosen feature loss (see module docstring), always computed in float32."""
+    if kind not in FEATURE_LOSSES:
+        raise UserError(f"feature loss '{kind}' is not supported; allowed: {', '.join(FEATURE_LOSSES)}")
+    if len(student_maps) != len(teacher_maps):
+        raise UserError(f"{len(student_maps)} student maps but {len(teacher_maps)} teacher maps; pair them one to one")
+    if not student_maps:
+        raise UserError("no layer pairs to align; give student_ids and teacher_ids")
+    device_type = student_maps[0].device.type
+    with torch.autocast(device_type=device_type, enabled=False):
+        total = None
+        for i, (s, t) in enumerate(zip(student_maps, teacher_maps)):
+            s, t = align_channels(s.float(), t.detach().float(), where=f"layer pair {i}")
+            loss = _pair_loss(s, t, kind, emphasis, strength)
+            total = loss if total is None else total + loss
+        return total / len(student_maps)
+
+
+def spectral_alignment_loss(student_maps: Sequence[torch.Tensor], teacher_maps: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The published SpectralKD loss: mean over pairs of MSE between stacked (real, imag) ``rfft2`` spectra."""
+    return feature_alignment_loss(student_maps, teacher_maps, "spectral")
+
+
+def logit_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float = 1.0,
+                  kind: str = "soft") -> torch.Tensor:
+    """``soft``: τ²·KL(teacher‖student) at temperature τ (batchmean); ``hard``: CE to the teacher's argmax."""
+    teacher_logits = teacher_logits.detach().float()
+    student_logits = student_logits.float()
+    if kind == "soft":
+        if not tau > 0:
+            raise UserError(f"distillation temperature tau must be > 0, got {tau}")
+        return F.kl_div(F.log_softmax(student_logits / tau, dim=1), F.log_softmax(teacher_logits / tau, dim=1),
+                        reduction="batchmean", log_target=True) * (tau * tau)
+    if kind == "hard":
+        return F.cross_entropy(student_logits, teacher_logits.argmax(dim=1))
+    raise UserError(f"logit KD kind '{kind}' is not supported; allowed: soft, hard")
+
+
+class SpectralKDLoss(nn.Module):
+    """``(1−α)·CE + α·KD + β·w_fft·feature`` with the published modes; returns ``(total, components)``.
+
+    Modes: ``none`` → CE only (a plain training objective); ``fft`` → (1−α)·CE + β·w_fft·feature; ``soft``/``hard``
+    → all three terms. ``base_criterion`` takes (logits, targets) — label-smoothed CE, or soft-target CE under
+    Mixup/CutMix. Components are detached floats-as-tensors: ``loss_ce``, ``loss_kd``, ``loss_fft`` (already
+    weighted) and ``loss``.
+    """
+
+    def __init__(self, base_criterion: nn.Module, mode: str = "fft", alpha: float = 0.9, tau: float = 1.0,
+                 beta: float = 1.0, w_fft: float = 0.2, feature_loss: str = "spectral", band_emphasis: str = "low",
+                 band_strength: float = 3.0):
+        super().__init__()
+        if mode not in MODES:
+            raise UserError(f"distillation mode '{mode}' is not supported; allowed: {', '.join(MODES)}")
+        if feature_loss not in FEATURE_LOSSES:
+            raise UserError(f"feature loss '{feature_loss}' is not supported; allowed: {', '.join(FEATURE_LOSSES)}")
+        if not 0.0 <= alpha <= 1.0:
+            raise UserError(f"distillation alpha must be in [0, 1], got {alpha}")
+        if feature_loss == "band":
+            band_weights(2, 2, band_emphasis, band_strength)  # validates emphasis/strength up front
+        self.base_criterion = base_criterion
+        self.mode, self.alpha, self.tau, self.beta, self.w_fft = mode, float(alpha), float(tau), float(beta), float(w_fft)
+        self.feature_loss, self.band_emphasis, self.band_strength = feature_loss, band_emphasis, float(band_strength)
+
+    @property
+    def uses_teacher(self) -> bool:
+        return self.mode != "none"
+
+    @property
+    def uses_features(self) -> bool:
+        return self.mode != "none" and self.beta * self.w_fft != 0.0
+
+    @property
+    def uses_logits(self) -> bool:
+        return self.mode in ("soft", "hard")
+
+    def forward(self, student_logits: torch.Tensor, targets: torch.Tensor, teacher_logits: torch.Tensor | None = None,
+                student_maps: Sequence[torch.Tensor] = (), teacher_maps: Sequence[torch.Tensor] = ()):
+        ce = self.base_criterion(student_logits.float(), targets)
+        zero = ce.new_zeros(())
+        if self.mode == "none":
+            return ce, {"loss": ce.detach(), "loss_ce": ce.detach()}
+        total = (1.0 - self.alpha) * ce
+        parts = {"loss_ce": ((1.0 - self.alpha) * ce).detach()}
+        if self.uses_features:
+            feat = self.beta * self.w_fft * feature_alignment_loss(
+                student_maps, teacher_maps, self.feature_loss, self.band_emphasis, self.band_strength)
+            total = total + feat
+            parts["loss_fft"] = feat.detach()
+        else:
+            parts["loss_fft"] = zero
+        if self.uses_logits:
+            if teacher_logits is None:
+                raise UserError(f"distillation mode '{self.mode}' needs teacher logits")
+            kd = self.alpha * logit_kd_loss(student_logits, teacher_logits, self.tau, self.mode)
+            total = total + kd
+            parts["loss_kd"] = kd.detach()
+        parts["loss"] = total.detach()
+        return total, parts
+
+
+__all__ = [
+    "MODES", "FEATURE_LOSSES", "pool_channels", "align_channels", "band_weights", "feature_alignment_loss",
+    "spectral_alignment_loss", "logit_kd_loss", "SpectralKDLoss",
+]

@@ -1,0 +1,96 @@
+"""Student ↔ teacher layer pairs: resolved (explicit ids or ``auto``) and validated before the first step.
+
+``auto`` reads the ``"recommended": {"student_ids": [...], "teacher_ids": [...]}`` entry of an ``analysis.json``
+written by ``spectralkd analyze`` (run on the teacher with ``--student-depth`` set to the student's depth).
+Validation runs one tiny forward of both models and checks that every pair has equal H×W, so a bad pairing fails
+with one line before any training time is spent.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+
+from spectralkd.errors import UserError
+from spectralkd.features import block_maps, resolve_indices
+
+
+def _as_ids(value, what: str) -> list[int]:
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, str):
+        parts = value.replace(",", " ").split()
+        try:
+            return [int(p) for p in parts]
+        except ValueError:
+            raise UserError(f"{what} '{value}' must be a list of integers or 'auto'") from None
+    if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return list(value)
+    raise UserError(f"{what} {value!r} must be a list of integers or 'auto'")
+
+
+def read_recommendation(path: str | Path) -> tuple[list[int], list[int]]:
+    """(student ids, teacher ids) from the ``recommended`` entry of an ``analysis.json``."""
+    from spectralkd.analysis.outputs import load_analysis
+
+    if not path:
+        raise UserError("layer ids 'auto' need distill.analysis: the analysis.json written by "
+                        "`spectralkd analyze --model TEACHER --student-depth D --out DIR`")
+    data = load_analysis(path)
+    rec = data.get("recommended")
+    if not isinstance(rec, dict) or "student_ids" not in rec or "teacher_ids" not in rec:
+        raise UserError(f"analysis file {path} has no 'recommended': {{'student_ids': [...], 'teacher_ids': [...]}} entry")
+    return _as_ids(rec["student_ids"], f"{path} recommended student_ids"), _as_ids(rec["teacher_ids"], f"{path} recommended teacher_ids")
+
+
+def resolve_pairs(student_ids, teacher_ids, analysis: str | Path | None,
+                  student_depth: int, teacher_depth: int) -> tuple[list[int], list[int]]:
+    """Absolute ids (negative ones count from the end), same count on both sides, in range."""
+    if student_ids == "auto" or teacher_ids == "auto":
+        rec_s, rec_t = read_recommendation(analysis)
+        if max(rec_s, default=0) >= student_depth:
+            # analysed for a deeper student: apply the same rule to this student's depth
+            from spectralkd.analysis.recommend import pairs_from_analysis
+
+            print(f"spectralkd: {analysis} recommends student layers {rec_s}, beyond this student's {student_depth} "
+                  "blocks; re-deriving the pairs for this depth", file=sys.stderr)
+            rec_s, rec_t = pairs_from_analysis(analysis, student_depth)
+        student_ids = rec_s if student_ids == "auto" else student_ids
+        teacher_ids = rec_t if teacher_ids == "auto" else teacher_ids
+    if student_ids is None or teacher_ids is None:
+        raise UserError("feature distillation needs distill.student_ids and distill.teacher_ids (lists of block ids, "
+                        "or 'auto' with distill.analysis)")
+    s = _as_ids(student_ids, "distill.student_ids")
+    t = _as_ids(teacher_ids, "distill.teacher_ids")
+    if len(s) != len(t):
+        raise UserError(f"distill.student_ids has {len(s)} ids but distill.teacher_ids has {len(t)}; pair them one to one")
+    if not s:
+        raise UserError("distill.student_ids is empty; give at least one layer pair")
+    s = resolve_indices(s, student_depth, what="student layer")
+    t = resolve_indices(t, teacher_depth, what="teacher layer")
+    return s, t
+
+
+def validate_pairs(student: nn.Module, teacher: nn.Module, student_ids: Sequence[int], teacher_ids: Sequence[int],
+                   input_size: int, device: torch.device | str = "cpu") -> list[tuple[tuple, tuple]]:
+    """One 1-image forward of both models; every pair must have equal H×W. Returns the (student, teacher) shapes."""
+    x = torch.zeros(1, 3, input_size, input_size, device=device)
+    was_training = student.training
+    student.eval()
+    try:
+        with torch.no_grad():
+            sm = block_maps(student, x, student_ids)
+            tm = block_maps(teacher, x, teacher_ids)
+    finally:
+        student.train(was_training)
+    shapes = []
+    for si, ti, a, b in zip(student_ids, teacher_ids, sm, tm):
+        if a.shape[-2:] != b.shape[-2:]:
+            raise UserError(f"layer pair student {si} ↔ teacher {ti} cannot be aligned: student map "
+                            f"{tuple(a.shape[1:])} vs teacher map {tuple(b.shape[1:])} (C×H×W) differ in H×W")
+        shapes.append((tuple(a.shape[1:]), tuple(b.shape[1:])))
+    return shapes
