@@ -81,13 +81,25 @@ def export_teacher() -> dict:
 
     state, card = load_weights(TEACHER_RUN / "best.safetensors")
     log = [json.loads(x) for x in (TEACHER_RUN / "log.jsonl").read_text().splitlines() if x.strip()]
+    import yaml
+
+    planned = yaml.safe_load((TEACHER_RUN / "config.yaml").read_text())["epochs"]
     card = {**card, "last_epoch": log[-1], "best_epoch": max(log, key=lambda r: r["val_top1"]),
+            "epochs_done": log[-1]["epoch"], "epochs_planned": planned,
+            "status": "finished" if log[-1]["epoch"] >= planned else
+            f"partial: {log[-1]['epoch']} of {planned} epochs; training continues with --resume",
             "produced_by": "benchmarks/cifar10_kd.py (spectralkd train --config configs/cifar10/teacher_cait.yaml)"}
     ARTIFACT.mkdir(parents=True, exist_ok=True)
     save_weights(ARTIFACT / "teacher.safetensors", state, card)
     shutil.copy(TEACHER_RUN / "log.jsonl", ARTIFACT / "log.jsonl")
     shutil.copy(TEACHER_RUN / "config.yaml", ARTIFACT / "config.yaml")
     return card
+
+
+def teacher_train_seconds() -> float:
+    """Training time summed from the teacher's log (used when the teacher was not started by this script)."""
+    log = [json.loads(x) for x in (TEACHER_RUN / "log.jsonl").read_text().splitlines() if x.strip()]
+    return float(sum(r.get("train_time_s", 0.0) for r in log))
 
 
 def variant_sets(variant: str, rec: tuple[list[int], list[int]], paper: tuple[list[int], list[int]]):
@@ -117,7 +129,13 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--teacher-only", action="store_true", help="stop after training and exporting the teacher")
+    ap.add_argument("--export-teacher", action="store_true",
+                    help="only export the teacher's best weights so far (no training), e.g. at the end of a session")
     args = ap.parse_args()
+    if args.export_teacher:
+        card = export_teacher()
+        print(f"exported teacher: val top-1 {card['top1']:.2f} (epoch {card['epoch']}; {card['status']})")
+        return 0
     RUNS.mkdir(parents=True, exist_ok=True)
     wall = json.loads((RUNS / "wall.json").read_text()) if (RUNS / "wall.json").is_file() else {}
 
@@ -174,7 +192,7 @@ def main() -> int:
 
     # 5. results
     result = {"teacher": {"top1": card["top1"], "best_epoch": card["epoch"], "last_top1": card["last_epoch"]["val_top1"],
-                          "epochs": card["last_epoch"]["epoch"], "wall_seconds": round(wall.get("teacher", 0.0), 1),
+                          "epochs": card["last_epoch"]["epoch"], "wall_seconds": round(wall.get("teacher") or teacher_train_seconds(), 1),
                           "weights": str((ARTIFACT / "teacher.safetensors").relative_to(ROOT))},
               "pairs": {"recommended": {"student_ids": rec[0], "teacher_ids": rec[1]},
                         "paper_rule": {"student_ids": paper[0], "teacher_ids": paper[1]}},

@@ -12,6 +12,7 @@ Data: ``--data`` if given, else the shared CIFAR-10 if present, else the generat
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -48,6 +49,12 @@ def _write_yaml(path: Path, cfg: dict) -> str:
     return str(path)
 
 
+def _clear_partial(run_dir: Path) -> None:
+    """The demo owns its output folder: a run it started earlier and that ended before its first epoch is redone."""
+    if run_dir.is_dir():
+        shutil.rmtree(run_dir)
+
+
 def _step(msg: str) -> None:
     print(f"\n== spectralkd demo: {msg}", file=sys.stderr, flush=True)
 
@@ -64,6 +71,7 @@ def _teacher(out: Path, data: str, classes: int, steps: int, seed: int) -> tuple
                 f"committed teacher {TEACHER_WEIGHTS} (val top-1 {card.get('top1', float('nan')):.2f} %)"
     run_dir = out / "teacher"
     if not (run_dir / "best.safetensors").is_file():
+        _clear_partial(run_dir)
         cfg = {**_base_config(steps, seed), "model": dict(TINY_TEACHER)}
         path = _write_yaml(out / "configs" / "teacher.yaml", cfg)
         run("train", config=path, data=data, out=str(run_dir),
@@ -110,6 +118,7 @@ def run_demo(data: str | None, out: str | Path, steps: int = 150, num_images: in
         _step(f"3/4 train {name} ({steps} steps)")
         run_dir = out / name
         if not (run_dir / "best.safetensors").is_file():
+            _clear_partial(run_dir)
             cfg = {**base, "device": device, "model": dict(STUDENT)}
             command = "train"
             if distill:
