@@ -23,9 +23,6 @@ echo "== distill $(date)"
 $SK sr distill --config configs/sr/distill_x2_cpu.yaml --set progress=false
 $SK sr test --model mdbn --weights runs/sr/distill_x2_cpu/best.safetensors --scale 2 --data $SETS \
   --out runs/sr/distill_x2_cpu/test_best.json
-echo "== memory benchmark 2048 $(date)"
-.venv/bin/python benchmarks/bench_sr.py --skip-speed --mem-size 2048 > runs/sr/bench_mem_2048.txt 2>&1
-echo "== all done $(date)"
 # The slim student trained without a teacher (same budget): the baseline for the distillation run.
 if [ ! -f runs/sr/mdbn_small_x2_cpu/test_best.json ]; then
   $SK sr train --config configs/sr/mdbn_small_x2_cpu.yaml --set progress=false
@@ -33,3 +30,6 @@ if [ ! -f runs/sr/mdbn_small_x2_cpu/test_best.json ]; then
     --out runs/sr/mdbn_small_x2_cpu/test_best.json
 fi
 echo "== small baseline done $(date)"
+echo "== memory benchmark 2048 $(date)"
+.venv/bin/python benchmarks/bench_sr.py --skip-speed --mem-size 2048 > runs/sr/bench_mem_2048.txt 2>&1
+echo "== all done $(date)"
