@@ -81,3 +81,12 @@ def test_training_learns_the_generated_set(tmp_path, synthetic_root):
     log = read_jsonl(tmp_path / "run" / "log.jsonl")
     assert log[-1]["train_loss"] < log[0]["train_loss"] - 0.3
     assert max(r["val_top1"] for r in log) > 50.0
+
+
+def test_capped_validation_sees_every_class():
+    from spectralkd.distill.data_setup import interleaved_by_class
+
+    labels = [0] * 4 + [1] * 4 + [2] * 4  # an ImageFolder lists val images class by class
+    order = interleaved_by_class(labels)
+    assert sorted(order) == list(range(12))
+    assert [labels[i] for i in order[:6]] == [0, 1, 2, 0, 1, 2]

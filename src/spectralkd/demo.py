@@ -81,7 +81,7 @@ def _teacher(out: Path, data: str, classes: int, steps: int, seed: int) -> tuple
         f"tiny teacher trained here for {steps} steps (val top-1 {card.get('top1', float('nan')):.2f} %)"
 
 
-def run_demo(data: str | None, out: str | Path, steps: int = 150, num_images: int = 256, seed: int = 0,
+def run_demo(data: str | None, out: str | Path, steps: int = 300, num_images: int = 256, seed: int = 0,
              device: str = "auto") -> Path:
     from spectralkd.analysis.compare_run import run_compare
     from spectralkd.analysis.pipeline import analyze_to_dir
@@ -153,7 +153,7 @@ def register(subparsers) -> None:
     p.add_argument("--data", metavar="PATH", help="ImageFolder dataset with train/ and val/ (folder or tarball); "
                    "default: the shared CIFAR-10 if present, else a generated image set")
     p.add_argument("--out", default="runs/demo", metavar="DIR", help="output folder (default: runs/demo)")
-    p.add_argument("--steps", type=int, default=150, help="training steps per model (default: 150)")
+    p.add_argument("--steps", type=int, default=300, help="training steps per model (default: 300)")
     p.add_argument("--num-images", type=int, default=256, help="images per analysis (default: 256)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")

@@ -44,7 +44,8 @@ img {{ max-width: 100%; }} figcaption {{ color: #666; font-size: 0.85em; }}
 the teacher's after both are resampled to a common grid (1 = the same shape); distances are mean absolute differences
 of the values (relative = divided by the teacher's mean). The last columns compare each student layer with its teacher
 counterpart — its distillation partner when it was aligned by a loss, else the teacher curve at the same relative depth
-— and average over the aligned and the not-aligned layers separately.</p>
+— and average over the aligned and the not-aligned layers separately. Each model's channel entropy uses the bins
+over <em>its own</em> global value range (the paper's definition), so compare entropy curves by shape, not level.</p>
 <h2>Similarity to the teacher</h2>
 <table><tr><th>student</th><th>model</th><th>layers</th><th>corr. intensity</th><th>corr. RMS</th><th>corr. entropy</th>
 <th>corr. high-freq.</th><th>intensity distance</th><th>relative</th><th>|Δ intensity| aligned</th>

@@ -55,6 +55,17 @@ def make_mixup(cfg: dict, num_classes: int) -> Mixup | None:
                  num_classes=num_classes)
 
 
+def interleaved_by_class(labels: list[int]) -> list[int]:
+    """Indices ordered round-robin over classes (1st of each class, then 2nd of each, ...), so every prefix is
+    class-balanced; the full set is unchanged."""
+    seen: dict[int, int] = {}
+    rank_in_class = []
+    for label in labels:
+        rank_in_class.append(seen.get(label, 0))
+        seen[label] = rank_in_class[-1] + 1
+    return sorted(range(len(labels)), key=lambda i: (rank_in_class[i], labels[i]))
+
+
 def build_data(cfg: dict, data_path, dcfg: dict, rank: int = 0, world_size: int = 1) -> DataBundle:
     """Loaders over ``<data>/train`` and ``<data>/val``; the train sampler is reseeded per epoch via set_epoch."""
     d = cfg["data"]
@@ -84,8 +95,10 @@ def build_data(cfg: dict, data_path, dcfg: dict, rank: int = 0, world_size: int 
     mixup = make_mixup(cfg, len(classes))
     train_loader = DataLoader(train_set, batch_size=batch, sampler=sampler, num_workers=workers,
                               pin_memory=bool(d["pin_memory"]), drop_last=True)
-    # Each process evaluates a disjoint shard (no padding duplicates); counts are summed across processes.
-    val_shard = Subset(val_set, list(range(rank, len(val_set), world_size)))
+    # Each process evaluates a disjoint shard (no padding duplicates); counts are summed across processes. The
+    # order interleaves the classes, so a capped evaluation (max_val_batches) sees every class, not the first few.
+    order = interleaved_by_class([label for _, label in val_items])
+    val_shard = Subset(val_set, order[rank::world_size])
     val_loader = DataLoader(val_shard, batch_size=eval_batch, shuffle=False, num_workers=workers,
                             pin_memory=bool(d["pin_memory"]))
     return DataBundle(train_loader, val_loader, sampler, classes, dcfg, len(train_set), len(val_set), mixup)
