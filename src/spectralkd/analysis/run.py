@@ -64,19 +64,6 @@ class LayerSelection:
         return block_maps(model, images, self.ids)
 
 
-def model_input_size(model: nn.Module) -> int | None:
-    """The square input size a model was built for (e.g. a ViT created with ``img_size=32``), if it has one.
-
-    timm's data config reports the pretrained size (224) even when the model was created for another size.
-    """
-    pe = getattr(model, "patch_embed", None)
-    size = getattr(pe, "img_size", None)
-    if getattr(pe, "dynamic_img_size", False) or not size:
-        return None
-    size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
-    return int(size[0]) if size[0] == size[1] else None
-
-
 def pick_images(files: list[Path], num_images: int | None) -> list[Path]:
     """``num_images`` files spread evenly over the sorted list (so class folders are all represented)."""
     if num_images is None or num_images >= len(files):
@@ -93,7 +80,7 @@ def make_loader(model: nn.Module, data: str | Path, num_images: int | None = Non
     """(loader of ``(images, labels, n_dropped)``, the data config used, number of files)."""
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
-    cfg = data_config(model, input_size=input_size or model_input_size(model), **overrides)
+    cfg = data_config(model, input_size=input_size, **overrides)
     files = pick_images(analysis_images(data, split), num_images)
     dataset = ImageFiles(files, eval_transform(cfg), skip_bad=skip_bad)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,

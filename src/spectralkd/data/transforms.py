@@ -11,11 +11,27 @@ from spectralkd.errors import UserError
 OVERRIDE_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct", "crop_mode")
 
 
+def model_input_size(model: nn.Module) -> int | None:
+    """The square input size a model was built for (e.g. a ViT created with ``img_size=32``), if it has one.
+
+    timm's data config reports the pretrained size (224) even when the model was created for another size.
+    """
+    pe = getattr(model, "patch_embed", None)
+    size = getattr(pe, "img_size", None)
+    if getattr(pe, "dynamic_img_size", False) or not size:
+        return None
+    size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    return int(size[0]) if size[0] == size[1] else None
+
+
 def data_config(model: nn.Module | None = None, input_size: int | None = None, **overrides: Any) -> dict:
     """timm's data config for ``model`` (resize, crop, normalisation), with ``input_size``/overrides applied.
 
-    ``input_size`` is the square side in pixels; ``None`` values in overrides are ignored.
+    ``input_size`` is the square side in pixels (default: the size the model was built for, see
+    :func:`model_input_size`); ``None`` values in overrides are ignored.
     """
+    if input_size is None and model is not None:
+        input_size = model_input_size(model)
     args = {k: v for k, v in overrides.items() if v is not None}
     unknown = set(args) - set(OVERRIDE_KEYS)
     if unknown:

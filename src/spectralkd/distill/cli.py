@@ -35,6 +35,10 @@ def register(subparsers) -> None:
     p.add_argument("--data", metavar="PATH", help="ImageFolder root or tarball (default: shared CIFAR-10 or generated set)")
     p.add_argument("--split", default="val")
     p.add_argument("--input-size", type=int, metavar="PX")
+    p.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"), help="normalisation mean (default: model card)")
+    p.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"), help="normalisation std (default: model card)")
+    p.add_argument("--crop-pct", type=float, metavar="F", help="centre-crop fraction (default: model card)")
+    p.add_argument("--interpolation", choices=("bicubic", "bilinear", "nearest"), help="resize interpolation")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--num-workers", type=int, default=2)
     p.add_argument("--device", default="auto")
@@ -73,7 +77,9 @@ def _run_eval(args) -> int:
         raise UserError("--batch-size must be ≥ 1 and --num-workers ≥ 0")
     result = evaluate_checkpoint(args.checkpoint, args.data, args.model, args.model_kwargs, args.batch_size,
                                  args.num_workers, args.input_size, args.device, args.precision, args.split,
-                                 progress=sys.stderr.isatty())
+                                 progress=sys.stderr.isatty(),
+                                 overrides={"mean": args.mean, "std": args.std, "crop_pct": args.crop_pct,
+                                            "interpolation": args.interpolation})
     if args.json:
         print(json.dumps(result))
     else:

@@ -47,7 +47,7 @@ def evaluate(model: nn.Module, loader, device: torch.device, precision: str = "f
 def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None, model_name: str | None = None,
                         model_kwargs: str | dict | None = None, batch_size: int = 256, num_workers: int = 2,
                         input_size: int | None = None, device: str = "auto", precision: str = "fp32",
-                        split: str = "val", progress: bool = True) -> dict:
+                        split: str = "val", progress: bool = True, overrides: dict | None = None) -> dict:
     """Accuracy of weights on ``<data>/<split>``; model name, kwargs and preprocessing default to the model card."""
     from torch.utils.data import DataLoader
 
@@ -73,12 +73,9 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None, model_n
     model = create_model(model_name, checkpoint=checkpoint, model_kwargs=kwargs)
     if getattr(model, "num_classes", len(classes)) != len(classes):
         raise UserError(f"model predicts {model.num_classes} classes but {folder} has {len(classes)}")
-    # Without a card, the size the model was built for (timm's pretrained config says 224 even at img_size=32).
-    built = getattr(getattr(model, "patch_embed", None), "img_size", None)
-    input_size = input_size or card_data.get("input_size") or (built[0] if isinstance(built, (tuple, list)) else None)
-    dcfg = data_config(model, input_size=input_size, mean=card_data.get("mean"),
-                       std=card_data.get("std"), interpolation=card_data.get("interpolation"),
-                       crop_pct=card_data.get("crop_pct"))
+    # Preprocessing: the flags, else the model card, else timm's config at the size the model was built for.
+    pre = {k: (overrides or {}).get(k) or card_data.get(k) for k in ("mean", "std", "interpolation", "crop_pct")}
+    dcfg = data_config(model, input_size=input_size or card_data.get("input_size"), **pre)
     dev = pick_device(device)
     model.to(dev)
     loader = DataLoader(ImageFiles(items, eval_transform(dcfg)), batch_size=batch_size, num_workers=num_workers)
