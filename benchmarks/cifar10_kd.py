@@ -76,6 +76,20 @@ def train_or_resume(command: str, config: str, run_dir: Path, sets: list[str], w
     (RUNS / "wall.json").write_text(json.dumps(wall, indent=1))
 
 
+RESUME = ARTIFACT / "resume"
+RESUME_FILES = ("config.yaml", "log.jsonl", "last.pt", "best.safetensors", "best.safetensors.json")
+
+
+def restore_teacher_run() -> None:
+    """A new checkout has no runs/: continue the teacher from the resumable state committed by an earlier session."""
+    if (TEACHER_RUN / "last.pt").is_file() or not (RESUME / "last.pt").is_file():
+        return
+    TEACHER_RUN.mkdir(parents=True, exist_ok=True)
+    for name in RESUME_FILES:
+        shutil.copy(RESUME / name, TEACHER_RUN / name)
+    print(f"restored the unfinished teacher run from {RESUME}", flush=True)
+
+
 def export_teacher() -> dict:
     from spectralkd.distill.checkpoint import load_weights, save_weights
 
@@ -93,6 +107,12 @@ def export_teacher() -> dict:
     save_weights(ARTIFACT / "teacher.safetensors", state, card)
     shutil.copy(TEACHER_RUN / "log.jsonl", ARTIFACT / "log.jsonl")
     shutil.copy(TEACHER_RUN / "config.yaml", ARTIFACT / "config.yaml")
+    if log[-1]["epoch"] < planned:  # unfinished: keep the resumable state (weights-only file, < 20 MB) with it
+        RESUME.mkdir(parents=True, exist_ok=True)
+        for name in RESUME_FILES:
+            shutil.copy(TEACHER_RUN / name, RESUME / name)
+    elif RESUME.is_dir():
+        shutil.rmtree(RESUME)
     return card
 
 
@@ -132,6 +152,7 @@ def main() -> int:
     ap.add_argument("--export-teacher", action="store_true",
                     help="only export the teacher's best weights so far (no training), e.g. at the end of a session")
     args = ap.parse_args()
+    restore_teacher_run()
     if args.export_teacher:
         card = export_teacher()
         print(f"exported teacher: val top-1 {card['top1']:.2f} (epoch {card['epoch']}; {card['status']})")
