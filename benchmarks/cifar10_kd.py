@@ -77,7 +77,7 @@ def train_or_resume(command: str, config: str, run_dir: Path, sets: list[str], w
 
 
 RESUME = ARTIFACT / "resume"
-RESUME_FILES = ("config.yaml", "log.jsonl", "last.pt", "best.safetensors", "best.safetensors.json")
+RESUME_FILES = ("config.yaml", "log.jsonl", "last.pt")  # the best weights are the exported teacher.safetensors
 
 
 def restore_teacher_run() -> None:
@@ -87,6 +87,8 @@ def restore_teacher_run() -> None:
     TEACHER_RUN.mkdir(parents=True, exist_ok=True)
     for name in RESUME_FILES:
         shutil.copy(RESUME / name, TEACHER_RUN / name)
+    shutil.copy(ARTIFACT / "teacher.safetensors", TEACHER_RUN / "best.safetensors")
+    shutil.copy(ARTIFACT / "teacher.safetensors.json", TEACHER_RUN / "best.safetensors.json")
     print(f"restored the unfinished teacher run from {RESUME}", flush=True)
 
 
