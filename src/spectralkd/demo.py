@@ -49,10 +49,21 @@ def _write_yaml(path: Path, cfg: dict) -> str:
     return str(path)
 
 
-def _clear_partial(run_dir: Path) -> None:
-    """The demo owns its output folder: a run it started earlier and that ended before its first epoch is redone."""
-    if run_dir.is_dir():
-        shutil.rmtree(run_dir)
+def _train_once(out: Path, name: str, command: str, cfg: dict, data: str) -> Path:
+    """Run ``spectralkd <command>`` into ``out/name`` unless it already holds best weights → the run folder.
+
+    The demo owns its output folder: a run it started earlier and that ended before its first epoch is redone.
+    """
+    from spectralkd.distill.trainer import run
+
+    run_dir = out / name
+    if not (run_dir / "best.safetensors").is_file():
+        if run_dir.is_dir():
+            shutil.rmtree(run_dir)
+        path = _write_yaml(out / "configs" / f"{name}.yaml", cfg)
+        run(command, config=path, data=data, out=str(run_dir),
+            argv=[command, "--config", path, "--data", data, "--out", str(run_dir)])
+    return run_dir
 
 
 def _step(msg: str) -> None:
@@ -62,20 +73,13 @@ def _step(msg: str) -> None:
 def _teacher(out: Path, data: str, classes: int, steps: int, seed: int) -> tuple[str, dict, str]:
     """(weights path, {"name", "kwargs"}, where it came from)."""
     from spectralkd.distill.checkpoint import load_weights
-    from spectralkd.distill.trainer import run
 
     if TEACHER_WEIGHTS.is_file():
         _, card = load_weights(TEACHER_WEIGHTS)
         if len(card.get("data", {}).get("classes", [])) == classes:
             return str(TEACHER_WEIGHTS), {"name": card["model"], "kwargs": card["model_kwargs"]}, \
                 f"committed teacher {TEACHER_WEIGHTS} (val top-1 {card.get('top1', float('nan')):.2f} %)"
-    run_dir = out / "teacher"
-    if not (run_dir / "best.safetensors").is_file():
-        _clear_partial(run_dir)
-        cfg = {**_base_config(steps, seed), "model": dict(TINY_TEACHER)}
-        path = _write_yaml(out / "configs" / "teacher.yaml", cfg)
-        run("train", config=path, data=data, out=str(run_dir),
-            argv=["train", "--config", path, "--data", data, "--out", str(run_dir)])
+    run_dir = _train_once(out, "teacher", "train", {**_base_config(steps, seed), "model": dict(TINY_TEACHER)}, data)
     _, card = load_weights(run_dir / "best.safetensors")
     return str(run_dir / "best.safetensors"), {"name": card["model"], "kwargs": card["model_kwargs"]}, \
         f"tiny teacher trained here for {steps} steps (val top-1 {card.get('top1', float('nan')):.2f} %)"
@@ -87,7 +91,6 @@ def run_demo(data: str | None, out: str | Path, steps: int = 300, num_images: in
     from spectralkd.analysis.pipeline import analyze_to_dir
     from spectralkd.data import default_data, labelled_split
     from spectralkd.distill.dist import pick_device
-    from spectralkd.distill.trainer import run
     from spectralkd.features import create_model
 
     start = time.time()
@@ -116,19 +119,11 @@ def run_demo(data: str | None, out: str | Path, steps: int = 300, num_images: in
                                                   "teacher_ids": "auto",
                                                   "analysis": str(out / "teacher-analysis" / "analysis.json")})):
         _step(f"3/4 train {name} ({steps} steps)")
-        run_dir = out / name
-        if not (run_dir / "best.safetensors").is_file():
-            _clear_partial(run_dir)
-            cfg = {**base, "device": device, "model": dict(STUDENT)}
-            command = "train"
-            if distill:
-                command = "distill"
-                cfg["teacher"] = {"name": teacher["name"], "kwargs": teacher["kwargs"], "checkpoint": weights}
-                cfg["distill"] = distill
-            path = _write_yaml(out / "configs" / f"{name}.yaml", cfg)
-            run(command, config=path, data=data, out=str(run_dir),
-                argv=[command, "--config", path, "--data", data, "--out", str(run_dir)])
-        runs[name] = run_dir
+        cfg = {**base, "device": device, "model": dict(STUDENT)}
+        if distill:
+            cfg["teacher"] = {"name": teacher["name"], "kwargs": teacher["kwargs"], "checkpoint": weights}
+            cfg["distill"] = distill
+        runs[name] = _train_once(out, name, "distill" if distill else "train", cfg, data)
 
     _step("4/4 compare teacher and students")
     result = run_compare([out / "teacher-analysis" / "analysis.json", runs["student-nokd"], runs["student-spectralkd"]],

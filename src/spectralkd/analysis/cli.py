@@ -56,8 +56,6 @@ def run_analyze(args) -> int:
         raise UserError(f"--bins must be at least 1, got {args.bins}")
     if args.workers < 0:
         raise UserError(f"--workers must be 0 or more, got {args.workers}")
-    if args.num_images is not None and args.num_images < 1:
-        raise UserError(f"--num-images must be at least 1, got {args.num_images}")
     kwargs = parse_model_kwargs(args.model_kwargs)
     names = [n for item in (args.layers or []) for n in item.split(",") if n]
     device = pick_device(args.device)

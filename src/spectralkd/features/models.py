@@ -31,11 +31,11 @@ def parse_model_kwargs(text: str | dict | None) -> dict:
     return value
 
 
-def load_state_dict_file(path: str | Path, prefer_ema: bool = True, keys: tuple[str, ...] = STATE_KEYS) -> dict:
+def load_state_dict_file(path: str | Path, prefer_ema: bool = True) -> dict:
     """A state dict from safetensors or a ``.pth``/``.pt`` (read with ``weights_only=True``).
 
     Unwraps the usual containers (``state_dict_ema``/``params_ema``/``state_dict``/``model``/``params``, the first
-    of ``keys`` present; EMA weights first unless ``prefer_ema=False``) and the ``module.``/``_orig_mod.`` prefixes
+    of ``STATE_KEYS`` present; EMA weights first unless ``prefer_ema=False``) and the ``module.``/``_orig_mod.`` prefixes
     left by DDP and ``torch.compile``.
     """
     path = Path(path)
@@ -50,7 +50,7 @@ def load_state_dict_file(path: str | Path, prefer_ema: bool = True, keys: tuple[
 
         state = load_torch_state(path)
         if isinstance(state, dict):
-            order = keys if prefer_ema else tuple(k for k in keys if "ema" not in k) + keys
+            order = STATE_KEYS if prefer_ema else tuple(k for k in STATE_KEYS if "ema" not in k) + STATE_KEYS
             for key in order:
                 if key in state and isinstance(state[key], dict):
                     state = state[key]
@@ -59,7 +59,7 @@ def load_state_dict_file(path: str | Path, prefer_ema: bool = True, keys: tuple[
         if isinstance(state, dict) else {}
     if not tensors:
         raise UserError(f"checkpoint {path} does not hold a state dict of tensors "
-                        f"(looked inside {', '.join(keys)})")
+                        f"(looked inside {', '.join(STATE_KEYS)})")
     return tensors
 
 

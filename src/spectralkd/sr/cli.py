@@ -162,9 +162,10 @@ def _upscale(args) -> int:
 def _analyze(args) -> int:
     from spectralkd.sr.analyze import analyze_branches, write_analysis
     from spectralkd.sr.datasets import load_rgb
-    from spectralkd.sr.loading import load_mdbn, read_state_dict, infer_arch
+    from spectralkd.features.models import load_state_dict_file
+    from spectralkd.sr.loading import load_mdbn, infer_arch
 
-    scale = args.scale or infer_arch(read_state_dict(args.weights), args.weights)["upscale"]
+    scale = args.scale or infer_arch(load_state_dict_file(args.weights), args.weights)["upscale"]
     model = load_mdbn(args.weights, scale)
     result = analyze_branches(model, load_rgb(args.image))
     files = write_analysis(result, args.out, title=f"{Path(args.weights).name} on {Path(args.image).name}")

@@ -17,12 +17,6 @@ from spectralkd.errors import UserError
 from spectralkd.sr.mdbn import MDBN, check_scale
 from spectralkd.sr.plainnet import PlainResNet
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """The weights held by ``path``: a BasicSR file (``params_ema`` preferred over ``params``), one of our training
-    states, a plain state dict or safetensors; ``module.``/``_orig_mod.`` prefixes removed."""
-    return load_state_dict_file(path)
-
-
 def infer_arch(state: dict[str, torch.Tensor], path: str | Path = "weights") -> dict:
     """``{"arch": "mdbn"|"plain", "num_feat", "num_block", "upscale", "num_in_ch", "num_out_ch"}`` from shapes."""
     if "conv_first.weight" not in state or "conv_last.weight" not in state:
@@ -46,7 +40,7 @@ def build_model(arch: dict) -> nn.Module:
 
 def load_sr_model(path: str | Path, scale: int | None = None) -> nn.Module:
     """An MDBN or plain SR net built from the shapes in ``path`` with its weights loaded (eval mode)."""
-    state = read_state_dict(path)
+    state = load_state_dict_file(path)  # BasicSR params_ema preferred over params; DDP/compile prefixes removed
     arch = infer_arch(state, path)
     if scale is not None and check_scale(scale) != arch["upscale"]:
         raise UserError(f"weights {path} are for scale x{arch['upscale']}, but scale x{scale} was requested")
