@@ -146,10 +146,25 @@ def summarise(run_dir: Path) -> dict:
             "epochs": log[-1]["epoch"]}
 
 
+def student_budget(run_dir: Path) -> dict:
+    """The budget every student ran with, as recorded in a run's config."""
+    import yaml
+
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    return {"epochs": cfg["epochs"], "warmup_epochs": cfg["sched"]["warmup_epochs"],
+            "batch_size": cfg["data"]["batch_size"], "precision": cfg["precision"]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    ap.add_argument("--student-epochs", type=int, default=None,
+                    help="student budget in epochs for every variant (default: the configs' 8)")
+    ap.add_argument("--student-warmup-epochs", type=int, default=None,
+                    help="student warm-up epochs (default: the configs' 2)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="train nothing: write the results of the finished runs (e.g. at the end of a session)")
     ap.add_argument("--teacher-only", action="store_true", help="stop after training and exporting the teacher")
     ap.add_argument("--export-teacher", action="store_true",
                     help="only export the teacher's best weights so far (no training), e.g. at the end of a session")
@@ -163,7 +178,8 @@ def main() -> int:
     wall = json.loads((RUNS / "wall.json").read_text()) if (RUNS / "wall.json").is_file() else {}
 
     # 1. teacher
-    train_or_resume("train", "configs/cifar10/teacher_cait.yaml", TEACHER_RUN, [], wall, "teacher")
+    if not args.report_only:
+        train_or_resume("train", "configs/cifar10/teacher_cait.yaml", TEACHER_RUN, [], wall, "teacher")
     card = export_teacher()
     print(f"teacher: best val top-1 {card['top1']:.2f} (epoch {card['epoch']})", flush=True)
     if args.teacher_only:
@@ -187,6 +203,8 @@ def main() -> int:
     print(f"recommended pairs {rec}; paper rule {paper}", flush=True)
 
     # 3. students: seed-major order, so every variant gets a first seed before any gets a second
+    budget = [f"epochs={args.student_epochs}"] if args.student_epochs else []
+    budget += [f"sched.warmup_epochs={args.student_warmup_epochs}"] if args.student_warmup_epochs is not None else []
     runs = []
     for seed in args.seeds:
         for variant in args.variants:
@@ -195,7 +213,11 @@ def main() -> int:
             command, config, sets = variant_sets(variant, rec, paper)
             key = f"{variant}-s{seed}"
             run_dir = RUNS / key
-            train_or_resume(command, config, run_dir, [*sets, f"seed={seed}"], wall, key)
+            if not args.report_only:
+                train_or_resume(command, config, run_dir, [*sets, *budget, f"seed={seed}"], wall, key)
+            if not finished(run_dir):
+                print(f"not finished, left out of the results: {key}", flush=True)
+                continue
             runs.append({"variant": variant, "seed": seed, **summarise(run_dir),
                          "wall_seconds": round(wall.get(key, 0.0), 1), "run": str(run_dir.relative_to(ROOT))})
             dest = RESULTS / "cifar10_kd" / key
@@ -203,15 +225,20 @@ def main() -> int:
             for name in ("config.yaml", "log.jsonl"):
                 shutil.copy(run_dir / name, dest / name)
 
-    # 4. dynamics
+    # 4. dynamics: the teacher against the first seed's no-KD, logit-KD and SpectralKD students
     first = args.seeds[0]
     cmp_dir = RESULTS / "cifar10_kd" / "compare"
-    sh(["compare", str(analysis_dir / "analysis.json"), str(RUNS / f"none-s{first}"), str(RUNS / f"spectralkd-s{first}"),
-        "--labels", "teacher", "no KD", "SpectralKD", "--num-images", "1000", "--out", str(cmp_dir.relative_to(ROOT)),
-        "--no-progress"], RUNS / "compare.log")
-    dynamics = json.loads((cmp_dir / "compare.json").read_text())
-    for sub in ("analyses",):
-        shutil.rmtree(cmp_dir / sub, ignore_errors=True)  # the per-run analyses are reproducible; keep the summary
+    students = [(label, RUNS / f"{v}-s{first}") for label, v in
+                (("no KD", "none"), ("logit KD", "logit_kd"), ("SpectralKD", "spectralkd"))]
+    students = [(label, d) for label, d in students if finished(d)]
+    dynamics = None
+    if students:
+        sh(["compare", str(analysis_dir / "analysis.json"), *[str(d) for _, d in students],
+            "--labels", "teacher", *[label for label, _ in students], "--num-images", "1000",
+            "--out", str(cmp_dir.relative_to(ROOT)), "--no-progress"], RUNS / "compare.log")
+        dynamics = json.loads((cmp_dir / "compare.json").read_text())
+        shutil.rmtree(cmp_dir / "analyses", ignore_errors=True)  # reproducible per-run analyses; keep the summary
+    publish_teacher_analysis(analysis_dir)
 
     # 5. results
     result = {"teacher": {"top1": card["top1"], "best_epoch": card["epoch"], "last_top1": card["last_epoch"]["val_top1"],
@@ -219,11 +246,73 @@ def main() -> int:
                           "weights": str((ARTIFACT / "teacher.safetensors").relative_to(ROOT))},
               "pairs": {"recommended": {"student_ids": rec[0], "teacher_ids": rec[1]},
                         "paper_rule": {"student_ids": paper[0], "teacher_ids": paper[1]}},
-              "runs": runs, "dynamics": dynamics,
-              "command": "python benchmarks/cifar10_kd.py --seeds " + " ".join(map(str, args.seeds))}
+              "student_budget": student_budget(ROOT / runs[0]["run"]) if runs else None,
+              "runs": runs, "summary": summary(runs), "dynamics": dynamics,
+              "command": "python benchmarks/cifar10_kd.py " + shlex.join(sys.argv[1:])}
     (RESULTS / "cifar10_kd.json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {RESULTS / 'cifar10_kd.json'}", flush=True)
+    print(table(result["summary"]), flush=True)
+    if dynamics:
+        print(dynamics_table(dynamics), flush=True)
     return 0
+
+
+def publish_teacher_analysis(analysis_dir: Path) -> None:
+    """The teacher analysis's numbers to benchmarks/results, its plots to docs/assets (shown in the README)."""
+    dest = RESULTS / "cifar10_kd" / "teacher-analysis"
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("analysis.json", "details.json", "layers.csv"):
+        shutil.copy(analysis_dir / name, dest / name)
+    for name in ("intensity", "entropy", "channel_spectra", "spatial_spectra"):
+        shutil.copy(analysis_dir / f"{name}.png", ROOT / "docs" / "assets" / f"teacher_{name}.png")
+
+
+def summary(runs: list[dict]) -> list[dict]:
+    """Per variant: mean and sample standard deviation over seeds of the best and the last top-1."""
+    import statistics
+
+    out = []
+    for variant in VARIANTS:
+        rows = [r for r in runs if r["variant"] == variant]
+        if not rows:
+            continue
+        agg = {"variant": variant, "seeds": [r["seed"] for r in rows]}
+        for k in ("best_top1", "last_top1"):
+            vals = [r[k] for r in rows]
+            agg[k] = {"mean": round(statistics.fmean(vals), 3),
+                      "std": round(statistics.stdev(vals), 3) if len(vals) > 1 else None, "values": vals}
+        agg["wall_seconds_mean"] = round(statistics.fmean(r["wall_seconds"] for r in rows), 1)
+        out.append(agg)
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    """The summary as a Markdown table (mean ± sample std over seeds)."""
+    fmt = lambda a: f"{a['mean']:.2f} ± {a['std']:.2f}" if a["std"] is not None else f"{a['mean']:.2f}"  # noqa: E731
+    lines = ["| variant | seeds | best top-1 (%) | last top-1 (%) | per seed (best / last) | wall min/run |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        per = ", ".join(f"{b:.2f} / {l:.2f}" for b, l in zip(r["best_top1"]["values"], r["last_top1"]["values"]))
+        lines.append(f"| {r['variant']} | {len(r['seeds'])} | {fmt(r['best_top1'])} | {fmt(r['last_top1'])} | {per} "
+                     f"| {r['wall_seconds_mean'] / 60:.1f} |")
+    return "\n".join(lines)
+
+
+def dynamics_table(compare: dict) -> str:
+    """Per student: correlation with the teacher's curve and mean distance per measure; the intensity distance on
+    the layers that the spectral loss aligned in any student and on the others (the same layers for every student)."""
+    aligned = sorted({layer["student_layer"] for s in compare["students"] for layer in s["layers"] if layer["aligned"]})
+    measures = ("intensity", "rms", "entropy", "high_freq_ratio")
+    head = ["student", *[f"{m} corr / dist" for m in measures], f"intensity dist, layers {aligned}", "other layers"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in compare["students"]:
+        cells = [s["label"]] + [f"{s['measures'][m]['correlation']:.3f} / {s['measures'][m]['mean_distance']:.4f}"
+                                for m in measures]
+        for inside in (True, False):
+            diffs = [layer["abs_diff"] for layer in s["layers"] if (layer["student_layer"] in aligned) == inside]
+            cells.append(f"{sum(diffs) / len(diffs):.4f}" if diffs else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,76 @@
+"""The CIFAR-10 study driver: every variant's overrides load into a valid recipe; the seed summary is right."""
+import importlib.util
+import json
+
+import pytest
+
+from spectralkd.config import load_config
+from spectralkd.distill.defaults import defaults
+from spectralkd.paths import REPO_ROOT
+
+
+def _driver():
+    spec = importlib.util.spec_from_file_location("cifar10_kd", REPO_ROOT / "benchmarks" / "cifar10_kd.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+study = _driver()
+REC, PAPER = ([0, 2, 4, 5], [0, 8, 10, 11]), ([0, 3, 4, 5], [0, 9, 10, 11])
+
+
+@pytest.mark.parametrize("variant", study.VARIANTS)
+def test_variant_overrides_give_a_valid_recipe(variant):
+    command, config, sets = study.variant_sets(variant, REC, PAPER)
+    cfg = load_config(REPO_ROOT / config, [*sets, "epochs=3", "sched.warmup_epochs=1", "seed=1"], defaults())
+    assert (cfg["epochs"], cfg["sched"]["warmup_epochs"], cfg["seed"]) == (3, 1, 1)
+    assert command == ("train" if variant == "none" else "distill")
+    d = cfg["distill"]
+    if variant in ("spectralkd", "feature_mse", "spectral_only"):
+        assert (d["student_ids"], d["teacher_ids"]) == REC
+    if variant == "spectralkd_paper_rule":
+        assert (d["student_ids"], d["teacher_ids"]) == PAPER
+    expected = {"spectralkd": ("spectral", "soft", 0.9), "feature_mse": ("feature_mse", "soft", 0.9),
+                "spectral_only": ("spectral", "fft", 0.0)}
+    if variant in expected:
+        assert (d["feature_loss"], d["mode"], d["alpha"]) == expected[variant]
+    if variant != "none":  # every distilled variant reads the committed teacher
+        assert cfg["teacher"]["checkpoint"] == "artifacts/cifar10-teacher/teacher.safetensors"
+
+
+def test_summary_mean_and_sample_std_over_seeds():
+    runs = [{"variant": "none", "seed": 0, "best_top1": 50.0, "last_top1": 49.0, "wall_seconds": 600},
+            {"variant": "spectralkd", "seed": 0, "best_top1": 55.5, "last_top1": 55.0, "wall_seconds": 900},
+            {"variant": "none", "seed": 1, "best_top1": 53.0, "last_top1": 52.0, "wall_seconds": 660}]
+    rows = study.summary(runs)
+    assert [r["variant"] for r in rows] == ["none", "spectralkd"]  # the study's variant order
+    none = rows[0]
+    assert none["best_top1"]["mean"] == 51.5 and none["best_top1"]["std"] == pytest.approx(2.121, abs=1e-3)
+    assert none["wall_seconds_mean"] == 630.0 and rows[1]["best_top1"]["std"] is None
+    table = study.table(rows)
+    assert "| none | 2 | 51.50 ± 2.12 | 50.50 ± 2.12 | 50.00 / 49.00, 53.00 / 52.00 | 10.5 |" in table
+    assert "| spectralkd | 1 | 55.50 | 55.00 |" in table
+
+
+def test_finished_reads_the_configured_epochs(tmp_path):
+    (tmp_path / "config.yaml").write_text("epochs: 2\n")
+    (tmp_path / "log.jsonl").write_text(json.dumps({"epoch": 1, "val_top1": 10.0}) + "\n")
+    assert not study.finished(tmp_path)
+    with (tmp_path / "log.jsonl").open("a") as fh:
+        fh.write(json.dumps({"epoch": 2, "val_top1": 12.0}) + "\n")
+    assert study.finished(tmp_path)
+    assert study.summarise(tmp_path) == {"best_top1": 12.0, "best_epoch": 2, "last_top1": 12.0, "epochs": 2}
+
+
+def test_dynamics_table_splits_layers_by_the_aligned_set():
+    def student(label, diffs, aligned):
+        m = {"correlation": 0.5, "mean_distance": sum(diffs) / len(diffs)}
+        return {"label": label, "measures": {k: m for k in ("intensity", "rms", "entropy", "high_freq_ratio")},
+                "layers": [{"student_layer": i, "aligned": i in aligned, "abs_diff": d} for i, d in enumerate(diffs)]}
+
+    cmp = {"students": [student("no KD", [0.1, 0.2, 0.3], []), student("SpectralKD", [0.01, 0.04, 0.02], [0, 2])]}
+    rows = study.dynamics_table(cmp).splitlines()
+    assert "layers [0, 2]" in rows[0]
+    assert rows[2].endswith("| 0.2000 | 0.2000 |")  # no KD: mean of layers 0 and 2, then layer 1
+    assert rows[3].endswith("| 0.0150 | 0.0400 |")
