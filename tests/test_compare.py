@@ -116,3 +116,18 @@ def test_cli_analyses_a_run_directory(tmp_path, cli, synthetic_root):
     assert [r["aligned"] for r in student["layers"]] == [False, True]
     assert math.isfinite(student["measures"]["intensity"]["mean_distance"])
     assert (tmp_path / "cmp" / "analyses" / "1-run" / "analysis.json").is_file()
+
+
+def test_run_pairs_only_where_a_feature_term_was_trained():
+    from spectralkd.analysis.compare_run import _run_pairs
+
+    cfg = {"teacher": {"name": "cait_xxs24_224"},
+           "distill": {"mode": "soft", "beta": 1.0, "w_fft": 0.0, "student_ids": [0, 5], "teacher_ids": [0, 11]}}
+    # logit KD: the trainer's card says no pairs, although the recipe lists ids for its unused feature term
+    assert _run_pairs({"pairs": None, "config": cfg}) is None
+    assert _run_pairs({"pairs": {"student_ids": [0, 5], "teacher_ids": [1, 11]}, "config": cfg}) == \
+        {"student_ids": [0, 5], "teacher_ids": [1, 11]}
+    # a card without the key (another writer): the config decides, and only with the term on
+    assert _run_pairs({"config": cfg}) is None
+    on = {**cfg, "distill": {**cfg["distill"], "w_fft": 0.2}}
+    assert _run_pairs({"config": on}) == {"student_ids": [0, 5], "teacher_ids": [0, 11]}

@@ -8,16 +8,23 @@ from typing import Sequence
 from spectralkd.analysis.compare import compare, load_analysis
 from spectralkd.analysis.compare_plots import measures_plot, spectra_plot
 from spectralkd.analysis.compare_report import write_compare
+from spectralkd.distill.defaults import defaults
 from spectralkd.errors import UserError
 
 
 def _run_pairs(card: dict) -> dict | None:
-    """The layer pairs a run aligned: resolved ids from the card, else explicit ids in its config."""
-    if isinstance(card.get("pairs"), dict) and card["pairs"].get("student_ids"):
-        return {k: [int(x) for x in card["pairs"][k]] for k in ("student_ids", "teacher_ids")}
-    d = (card.get("config") or {}).get("distill") or {}
-    s, t = d.get("student_ids"), d.get("teacher_ids")
-    if card.get("config", {}).get("teacher", {}).get("name") and isinstance(s, list) and isinstance(t, list) and s:
+    """The layer pairs a run aligned: the card's resolved ids (``None`` there: no feature term, e.g. logit KD only);
+    for a card without that key, explicit ids in its config when its feature term was on."""
+    if "pairs" in card:
+        p = card["pairs"]
+        if isinstance(p, dict) and p.get("student_ids"):
+            return {k: [int(x) for x in p[k]] for k in ("student_ids", "teacher_ids")}
+        return None
+    cfg = card.get("config") or {}
+    d = {**defaults()["distill"], **(cfg.get("distill") or {})}  # absent keys: the trainer's defaults
+    s, t = d["student_ids"], d["teacher_ids"]
+    feature_term = d["mode"] != "none" and float(d["w_fft"]) * float(d["beta"]) != 0
+    if (cfg.get("teacher") or {}).get("name") and feature_term and isinstance(s, list) and isinstance(t, list) and s:
         return {"student_ids": [int(x) for x in s], "teacher_ids": [int(x) for x in t]}
     return None
 
