@@ -61,9 +61,27 @@ def finished(run_dir: Path) -> bool:
     return bool(done) and max(done) >= epochs
 
 
+def committed(key: str) -> Path:
+    """Where a run's config and log are kept in the repository (they outlive runs/, which is not committed)."""
+    return RESULTS / "cifar10_kd" / key
+
+
+def run_record(key: str) -> Path | None:
+    """The finished run's directory: runs/ when it is here, else its committed copy; None when not finished."""
+    for d in (RUNS / key, committed(key)):
+        if finished(d):
+            return d
+    return None
+
+
+def previous_results() -> dict:
+    path = RESULTS / "cifar10_kd.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def train_or_resume(command: str, config: str, run_dir: Path, sets: list[str], wall: dict, key: str) -> None:
     log = RUNS / f"{key}.log"
-    if finished(run_dir):
+    if finished(run_dir) or (key != "teacher" and run_record(key) is not None):
         return
     if (run_dir / "last.pt").is_file():
         args = [command, "--resume", str(run_dir.relative_to(ROOT)), "--set", "progress=false"]
@@ -92,6 +110,16 @@ def restore_teacher_run() -> None:
     print(f"restored the unfinished teacher run from {RESUME}", flush=True)
 
 
+def committed_teacher_card() -> dict | None:
+    """The committed teacher's card when its training finished (a new checkout then needs no teacher run)."""
+    from spectralkd.distill.checkpoint import load_weights
+
+    if not (ARTIFACT / "teacher.safetensors").is_file():
+        return None
+    card = load_weights(ARTIFACT / "teacher.safetensors")[1]
+    return card if card.get("status") == "finished" else None
+
+
 def export_teacher() -> dict:
     from spectralkd.distill.checkpoint import load_weights, save_weights
 
@@ -118,10 +146,14 @@ def export_teacher() -> dict:
     return card
 
 
-def teacher_train_seconds() -> float:
-    """Training time summed from the teacher's log (used when the teacher was not started by this script)."""
-    log = [json.loads(x) for x in (TEACHER_RUN / "log.jsonl").read_text().splitlines() if x.strip()]
-    return float(sum(r.get("train_time_s", 0.0) for r in log))
+def teacher_train_seconds() -> dict:
+    """The teacher's training time from its log, summed over epochs and the median epoch (evaluation excluded;
+    the sum spans every session that trained it, the median is what an epoch costs on a quiet machine)."""
+    import statistics
+
+    log = [json.loads(x) for x in (ARTIFACT / "log.jsonl").read_text().splitlines() if x.strip()]
+    times = [r.get("train_time_s", 0.0) for r in log]
+    return {"train_seconds": round(sum(times), 1), "median_epoch_train_seconds": round(statistics.median(times), 1)}
 
 
 def variant_sets(variant: str, rec: tuple[list[int], list[int]], paper: tuple[list[int], list[int]]):
@@ -177,10 +209,13 @@ def main() -> int:
     RUNS.mkdir(parents=True, exist_ok=True)
     wall = json.loads((RUNS / "wall.json").read_text()) if (RUNS / "wall.json").is_file() else {}
 
-    # 1. teacher
-    if not args.report_only:
-        train_or_resume("train", "configs/cifar10/teacher_cait.yaml", TEACHER_RUN, [], wall, "teacher")
-    card = export_teacher()
+    # 1. teacher (a finished, committed teacher is used as it is when its run is not on this machine)
+    card = None if (TEACHER_RUN / "best.safetensors").is_file() else committed_teacher_card()
+    teacher_committed = card is not None
+    if card is None:
+        if not args.report_only:
+            train_or_resume("train", "configs/cifar10/teacher_cait.yaml", TEACHER_RUN, [], wall, "teacher")
+        card = export_teacher()
     print(f"teacher: best val top-1 {card['top1']:.2f} (epoch {card['epoch']})", flush=True)
     if args.teacher_only:
         return 0
@@ -190,6 +225,9 @@ def main() -> int:
     from spectralkd.analysis.recommend import paper_rule_pairs
 
     analysis_dir = RUNS / "teacher-analysis"
+    if teacher_committed and not (analysis_dir / "analysis.json").is_file() \
+            and (committed("teacher-analysis") / "analysis.json").is_file():
+        analysis_dir = committed("teacher-analysis")  # the committed teacher's analysis, from an earlier session
     if not (analysis_dir / "analysis.json").is_file():
         kw = json.dumps(card["model_kwargs"])
         sh(["analyze", "--model", card["model"], "--model-kwargs", kw, "--checkpoint",
@@ -205,6 +243,7 @@ def main() -> int:
     # 3. students: seed-major order, so every variant gets a first seed before any gets a second
     budget = [f"epochs={args.student_epochs}"] if args.student_epochs else []
     budget += [f"sched.warmup_epochs={args.student_warmup_epochs}"] if args.student_warmup_epochs is not None else []
+    previous = previous_results()
     runs = []
     for seed in args.seeds:
         for variant in args.variants:
@@ -215,15 +254,19 @@ def main() -> int:
             run_dir = RUNS / key
             if not args.report_only:
                 train_or_resume(command, config, run_dir, [*sets, *budget, f"seed={seed}"], wall, key)
-            if not finished(run_dir):
+            record = run_record(key)
+            if record is None:
                 print(f"not finished, left out of the results: {key}", flush=True)
                 continue
-            runs.append({"variant": variant, "seed": seed, **summarise(run_dir),
-                         "wall_seconds": round(wall.get(key, 0.0), 1), "run": str(run_dir.relative_to(ROOT))})
-            dest = RESULTS / "cifar10_kd" / key
-            dest.mkdir(parents=True, exist_ok=True)
-            for name in ("config.yaml", "log.jsonl"):
-                shutil.copy(run_dir / name, dest / name)
+            seconds = wall.get(key) or next((r["wall_seconds"] for r in previous.get("runs", [])
+                                              if (r["variant"], r["seed"]) == (variant, seed)), 0.0)
+            runs.append({"variant": variant, "seed": seed, **summarise(record),
+                         "wall_seconds": round(seconds, 1), "run": str(run_dir.relative_to(ROOT))})
+            if record == run_dir:
+                dest = committed(key)
+                dest.mkdir(parents=True, exist_ok=True)
+                for name in ("config.yaml", "log.jsonl"):
+                    shutil.copy(run_dir / name, dest / name)
 
     # 4. dynamics: the teacher against the first seed's no-KD, logit-KD and SpectralKD students
     first = args.seeds[0]
@@ -231,30 +274,38 @@ def main() -> int:
     students = [(label, RUNS / f"{v}-s{first}") for label, v in
                 (("no KD", "none"), ("logit KD", "logit_kd"), ("SpectralKD", "spectralkd"))]
     students = [(label, d) for label, d in students if finished(d)]
-    dynamics = None
-    if students:
+    dynamics = previous.get("dynamics")  # kept when the students' weights are not on this machine
+    if students and all((d / "best.safetensors").is_file() for _, d in students):
         sh(["compare", str(analysis_dir / "analysis.json"), *[str(d) for _, d in students],
             "--labels", "teacher", *[label for label, _ in students], "--num-images", "1000",
             "--out", str(cmp_dir.relative_to(ROOT)), "--no-progress"], RUNS / "compare.log")
         dynamics = json.loads((cmp_dir / "compare.json").read_text())
         shutil.rmtree(cmp_dir / "analyses", ignore_errors=True)  # reproducible per-run analyses; keep the summary
-    publish_teacher_analysis(analysis_dir)
+    if analysis_dir != committed("teacher-analysis"):
+        publish_teacher_analysis(analysis_dir)
 
     # 5. results
     result = {"teacher": {"top1": card["top1"], "best_epoch": card["epoch"], "last_top1": card["last_epoch"]["val_top1"],
-                          "epochs": card["last_epoch"]["epoch"], "wall_seconds": round(wall.get("teacher") or teacher_train_seconds(), 1),
+                          "epochs": card["last_epoch"]["epoch"], **teacher_train_seconds(),
                           "weights": str((ARTIFACT / "teacher.safetensors").relative_to(ROOT))},
               "pairs": {"recommended": {"student_ids": rec[0], "teacher_ids": rec[1]},
                         "paper_rule": {"student_ids": paper[0], "teacher_ids": paper[1]}},
-              "student_budget": student_budget(ROOT / runs[0]["run"]) if runs else None,
+              "student_budget": student_budget(run_record(f"{runs[0]['variant']}-s{runs[0]['seed']}")) if runs else None,
               "runs": runs, "summary": summary(runs), "dynamics": dynamics,
-              "command": "python benchmarks/cifar10_kd.py " + shlex.join(sys.argv[1:])}
+              "commands": commands(previous)}
     (RESULTS / "cifar10_kd.json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {RESULTS / 'cifar10_kd.json'}", flush=True)
     print(table(result["summary"]), flush=True)
     if dynamics:
         print(dynamics_table(dynamics), flush=True)
     return 0
+
+
+def commands(previous: dict) -> list[str]:
+    """The driver commands that produced the results so far (sessions add seeds or variants), this one last."""
+    this = "python benchmarks/cifar10_kd.py " + shlex.join(sys.argv[1:])
+    before = previous.get("commands") or ([previous["command"]] if previous.get("command") else [])
+    return [c for c in before if c != this] + [this]
 
 
 def publish_teacher_analysis(analysis_dir: Path) -> None:
