@@ -74,3 +74,29 @@ def test_dynamics_table_splits_layers_by_the_aligned_set():
     assert "layers [0, 2]" in rows[0]
     assert rows[2].endswith("| 0.2000 | 0.2000 |")  # no KD: mean of layers 0 and 2, then layer 1
     assert rows[3].endswith("| 0.0150 | 0.0400 |")
+
+
+def _finished_run(d, epochs, top1):
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(f"epochs: {epochs}\n")
+    (d / "log.jsonl").write_text("".join(json.dumps({"epoch": e + 1, "val_top1": top1}) + "\n" for e in range(epochs)))
+
+
+def test_finished_runs_are_found_in_runs_or_in_their_committed_copy(tmp_path, monkeypatch):
+    monkeypatch.setattr(study, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(study, "RESULTS", tmp_path / "results")
+    _finished_run(tmp_path / "results" / "cifar10_kd" / "none-s0", 3, 50.0)  # a new checkout: committed copy only
+    assert study.run_record("none-s0") == tmp_path / "results" / "cifar10_kd" / "none-s0"
+    _finished_run(tmp_path / "runs" / "none-s0", 3, 51.0)  # this machine's run wins
+    assert study.run_record("none-s0") == tmp_path / "runs" / "none-s0"
+    (tmp_path / "runs" / "logit_kd-s0").mkdir()  # started, nothing finished: not a result
+    assert study.run_record("logit_kd-s0") is None and study.run_record("spectralkd-s0") is None
+
+
+def test_commands_keep_every_session_and_put_this_one_last(monkeypatch):
+    monkeypatch.setattr(study.sys, "argv", ["cifar10_kd.py", "--seeds", "0", "1", "2"])
+    this = "python benchmarks/cifar10_kd.py --seeds 0 1 2"
+    assert study.commands({"command": "python benchmarks/cifar10_kd.py --seeds 0 1"}) == [
+        "python benchmarks/cifar10_kd.py --seeds 0 1", this]
+    assert study.commands({"commands": [this, "b"]}) == ["b", this]
+    assert study.commands({}) == [this]
