@@ -14,11 +14,16 @@ Steps
    feature_mse (recommended pairs), spectral_only (α = 0: CE + spectral term).
 4. ``spectralkd compare`` the teacher with the no-KD and SpectralKD students of the first seed.
 5. benchmarks/results/cifar10_kd.json and the runs' configs and logs under benchmarks/results/cifar10_kd/.
+
+``--study NAME`` keeps another student budget apart (results/NAME.json, results/NAME/, runs/NAME-with-dashes/);
+the teacher and its analysis are shared. Finished runs are read from their committed copies in a new checkout, so
+seeds or variants can be added in a later session.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -31,6 +36,8 @@ RUNS = ROOT / "runs" / "cifar10-kd"
 TEACHER_RUN = ROOT / "runs" / "cifar10-teacher-cait"
 ARTIFACT = ROOT / "artifacts" / "cifar10-teacher"
 RESULTS = ROOT / "benchmarks" / "results"
+STUDY = "cifar10_kd"  # --study: results/<study>.json, results/<study>/, runs/<study with dashes>/
+TEACHER_ANALYSIS = RESULTS / "cifar10_kd" / "teacher-analysis"  # the committed teacher's, whatever the study
 VARIANTS = ("none", "logit_kd", "spectralkd", "spectralkd_paper_rule", "feature_mse", "spectral_only")
 STUDENT_DEPTH = 6
 
@@ -61,9 +68,14 @@ def finished(run_dir: Path) -> bool:
     return bool(done) and max(done) >= epochs
 
 
+def set_study(name: str) -> None:
+    global STUDY, RUNS
+    STUDY, RUNS = name, ROOT / "runs" / name.replace("_", "-")
+
+
 def committed(key: str) -> Path:
     """Where a run's config and log are kept in the repository (they outlive runs/, which is not committed)."""
-    return RESULTS / "cifar10_kd" / key
+    return RESULTS / STUDY / key
 
 
 def run_record(key: str) -> Path | None:
@@ -75,7 +87,7 @@ def run_record(key: str) -> Path | None:
 
 
 def previous_results() -> dict:
-    path = RESULTS / "cifar10_kd.json"
+    path = RESULTS / f"{STUDY}.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
@@ -200,7 +212,14 @@ def main() -> int:
     ap.add_argument("--teacher-only", action="store_true", help="stop after training and exporting the teacher")
     ap.add_argument("--export-teacher", action="store_true",
                     help="only export the teacher's best weights so far (no training), e.g. at the end of a session")
+    ap.add_argument("--compare-seeds", type=int, nargs="+", default=None, metavar="SEED",
+                    help="seeds whose students are compared with the teacher (default: the first of --seeds)")
+    ap.add_argument("--study", default="cifar10_kd", metavar="NAME",
+                    help="results name, e.g. cifar10_kd_8ep for another student budget (default: cifar10_kd)")
     args = ap.parse_args()
+    if not re.fullmatch(r"[a-z0-9_]+", args.study):
+        sys.exit(f"cifar10_kd: --study must be lower-case letters, digits and '_', got {args.study!r}")
+    set_study(args.study)
     restore_teacher_run()
     if args.export_teacher:
         card = export_teacher()
@@ -226,8 +245,8 @@ def main() -> int:
 
     analysis_dir = RUNS / "teacher-analysis"
     if teacher_committed and not (analysis_dir / "analysis.json").is_file() \
-            and (committed("teacher-analysis") / "analysis.json").is_file():
-        analysis_dir = committed("teacher-analysis")  # the committed teacher's analysis, from an earlier session
+            and (TEACHER_ANALYSIS / "analysis.json").is_file():
+        analysis_dir = TEACHER_ANALYSIS  # the committed teacher's analysis, from an earlier session
     if not (analysis_dir / "analysis.json").is_file():
         kw = json.dumps(card["model_kwargs"])
         sh(["analyze", "--model", card["model"], "--model-kwargs", kw, "--checkpoint",
@@ -268,20 +287,25 @@ def main() -> int:
                 for name in ("config.yaml", "log.jsonl"):
                     shutil.copy(run_dir / name, dest / name)
 
-    # 4. dynamics: the teacher against the first seed's no-KD, logit-KD and SpectralKD students
+    # 4. dynamics: the teacher against each compared seed's no-KD, logit-KD and SpectralKD students
     first = args.seeds[0]
-    cmp_dir = RESULTS / "cifar10_kd" / "compare"
-    students = [(label, RUNS / f"{v}-s{first}") for label, v in
-                (("no KD", "none"), ("logit KD", "logit_kd"), ("SpectralKD", "spectralkd"))]
-    students = [(label, d) for label, d in students if finished(d)]
-    dynamics = previous.get("dynamics")  # kept when the students' weights are not on this machine
-    if students and all((d / "best.safetensors").is_file() for _, d in students):
+    by_seed = previous.get("dynamics_by_seed") or ({str(first): previous["dynamics"]} if previous.get("dynamics") else {})
+    for seed in args.compare_seeds or [first]:
+        students = [(label, RUNS / f"{v}-s{seed}") for label, v in
+                    (("no KD", "none"), ("logit KD", "logit_kd"), ("SpectralKD", "spectralkd"))]
+        students = [(label, d) for label, d in students if finished(d)]
+        if not students or not all((d / "best.safetensors").is_file() for _, d in students):
+            continue  # the students' weights are not on this machine: an earlier comparison is kept
+        cmp_dir = RESULTS / STUDY / ("compare" if seed == first else f"compare-s{seed}")
         sh(["compare", str(analysis_dir / "analysis.json"), *[str(d) for _, d in students],
             "--labels", "teacher", *[label for label, _ in students], "--num-images", "1000",
             "--out", str(cmp_dir.relative_to(ROOT)), "--no-progress"], RUNS / "compare.log")
-        dynamics = json.loads((cmp_dir / "compare.json").read_text())
-        shutil.rmtree(cmp_dir / "analyses", ignore_errors=True)  # reproducible per-run analyses; keep the summary
-    if analysis_dir != committed("teacher-analysis"):
+        by_seed[str(seed)] = json.loads((cmp_dir / "compare.json").read_text())
+        for f in (cmp_dir / "analyses").rglob("*"):  # keep each student's analysis.json (plots can be redrawn)
+            if f.is_file() and f.name != "analysis.json":
+                f.unlink()
+    dynamics = by_seed.get(str(first))
+    if analysis_dir != TEACHER_ANALYSIS:
         publish_teacher_analysis(analysis_dir)
 
     # 5. results
@@ -291,26 +315,63 @@ def main() -> int:
               "pairs": {"recommended": {"student_ids": rec[0], "teacher_ids": rec[1]},
                         "paper_rule": {"student_ids": paper[0], "teacher_ids": paper[1]}},
               "student_budget": student_budget(run_record(f"{runs[0]['variant']}-s{runs[0]['seed']}")) if runs else None,
-              "runs": runs, "summary": summary(runs), "dynamics": dynamics,
+              "runs": runs, "summary": summary(runs), "dynamics": dynamics, "dynamics_by_seed": by_seed,
               "commands": commands(previous)}
-    (RESULTS / "cifar10_kd.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {RESULTS / 'cifar10_kd.json'}", flush=True)
+    (RESULTS / f"{STUDY}.json").write_text(json.dumps(result, indent=1) + "\n")
+    if runs:
+        plot_curves(runs, card["top1"], ROOT / "docs" / "assets" / f"{STUDY}_top1.png")
+    print(f"wrote {RESULTS / f'{STUDY}.json'}", flush=True)
     print(table(result["summary"]), flush=True)
-    if dynamics:
-        print(dynamics_table(dynamics), flush=True)
+    for seed, dyn in sorted(by_seed.items()):
+        print(f"dynamics, seed {seed}:\n{dynamics_table(dyn)}", flush=True)
     return 0
 
 
+def plot_curves(runs: list[dict], teacher_top1: float, path: Path) -> None:
+    """Validation top-1 by epoch, one line per run (colour = variant), and each variant's final mean ± std."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = dict(zip(VARIANTS, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for r in runs:
+        log = [json.loads(x) for x in (run_record(f"{r['variant']}-s{r['seed']}") / "log.jsonl").read_text()
+               .splitlines() if x.strip()]
+        seen = r["seed"] != min(x["seed"] for x in runs if x["variant"] == r["variant"])
+        ax.plot([x["epoch"] for x in log], [x["val_top1"] for x in log], "o-", color=colours[r["variant"]],
+                alpha=0.8, lw=1.2, ms=3, label=None if seen else r["variant"])
+    ax.set(xlabel="epoch", ylabel="val top-1 (%)", title="every run (seeds share a colour)")
+    ax.set_xticks(range(1, max(r["epochs"] for r in runs) + 1))
+    ax.legend(fontsize=8)
+    rows = summary(runs)
+    for i, row in enumerate(rows):
+        vals = row["best_top1"]["values"]
+        bx.errorbar([i], [row["best_top1"]["mean"]], yerr=[row["best_top1"]["std"] or 0], fmt="o",
+                    color=colours[row["variant"]], capsize=4)
+        bx.scatter([i] * len(vals), vals, s=12, color="k", zorder=3)
+    bx.set_xticks(range(len(rows)), [r["variant"] for r in rows], rotation=25, ha="right", fontsize=8)
+    bx.set(ylabel="best val top-1 (%)", title="mean ± sample std over seeds (dots: seeds)")
+    fig.suptitle(f"CIFAR-10 students (DeiT 0.31M) distilled from the CaiT teacher ({teacher_top1:.2f} %), same budget")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def commands(previous: dict) -> list[str]:
-    """The driver commands that produced the results so far (sessions add seeds or variants), this one last."""
+    """The driver commands that produced the results so far (sessions add seeds or variants), this one last;
+    a --report-only command trains nothing and is not added."""
     this = "python benchmarks/cifar10_kd.py " + shlex.join(sys.argv[1:])
     before = previous.get("commands") or ([previous["command"]] if previous.get("command") else [])
+    if "--report-only" in sys.argv[1:] and before:
+        return before
     return [c for c in before if c != this] + [this]
 
 
 def publish_teacher_analysis(analysis_dir: Path) -> None:
     """The teacher analysis's numbers to benchmarks/results, its plots to docs/assets (shown in the README)."""
-    dest = RESULTS / "cifar10_kd" / "teacher-analysis"
+    dest = TEACHER_ANALYSIS
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("analysis.json", "details.json", "layers.csv"):
         shutil.copy(analysis_dir / name, dest / name)

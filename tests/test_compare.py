@@ -131,3 +131,21 @@ def test_run_pairs_only_where_a_feature_term_was_trained():
     assert _run_pairs({"config": cfg}) is None
     on = {**cfg, "distill": {**cfg["distill"], "w_fft": 0.2}}
     assert _run_pairs({"config": on}) == {"student_ids": [0, 5], "teacher_ids": [0, 11]}
+
+
+def test_each_student_keeps_one_colour_across_spectra_panels(tmp_path, monkeypatch):
+    from spectralkd.analysis import compare_plots
+
+    figures = []
+    monkeypatch.setattr(compare_plots.plt, "close", figures.append)
+    t, a, b = fake_analysis([1.0, 2.0, 3.0, 4.0]), fake_analysis([1.0, 2.0]), fake_analysis([1.0, 2.0])
+    # student A is matched by depth (teacher layers 0 and 3); student B only at teacher layer 1
+    compare_plots.spectra_plot([t, a, b], ["T", "A", "B"], tmp_path / "s.png",
+                               [None, None, {"student_ids": [0], "teacher_ids": [1]}])
+    colours = {}
+    for ax in figures[0].axes:
+        for line in ax.get_lines():
+            colours.setdefault(line.get_label().split()[0], set()).add(line.get_color())
+    # B is drawn alone in its panel, yet keeps its own colour rather than taking A's
+    assert colours["T"] == {"black"} and len(colours["A"]) == len(colours["B"]) == 1
+    assert colours["A"] != colours["B"]

@@ -18,6 +18,12 @@ TITLES = {"intensity": "frequency intensity L(X)", "rms": "RMS", "entropy": "cha
           "high_freq_ratio": "spatial high-frequency ratio"}
 
 
+def student_colour(k: int) -> str:
+    """The colour of student ``k`` (0-based) in every plot of a comparison; the teacher is black."""
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return cycle[k % len(cycle)]
+
+
 def measures_plot(analyses: Sequence[dict], labels: Sequence[str], path: Path,
                   pairs: Sequence[dict | None] | None = None) -> Path:
     """2×2 overlay of the per-layer measures against relative depth; aligned student layers drawn filled."""
@@ -27,7 +33,7 @@ def measures_plot(analyses: Sequence[dict], labels: Sequence[str], path: Path,
         for k, (analysis, label, p) in enumerate(zip(analyses, labels, pairs)):
             values = curve(analysis, name)
             x = relative_depth(len(values))
-            style = dict(color="black", lw=2.2, marker="o", ms=4) if k == 0 else dict(lw=1.4, marker="s", ms=4)
+            style = dict(color="black", lw=2.2, marker="o", ms=4) if k == 0 else dict(lw=1.4, marker="s", ms=4, color=student_colour(k - 1))
             line, = ax.plot(x, values, label=f"{label} ({len(values)} layers)", **style)
             if p and p.get("student_ids") and k > 0:
                 ids = [int(layer["index"]) for layer in analysis["layers"]]
@@ -67,10 +73,10 @@ def spectra_plot(analyses: Sequence[dict], labels: Sequence[str], path: Path,
         spec = teacher["spectra"].get(str(t))
         if spec:
             ax.plot(np.arange(len(spec)) / (2 * len(spec)), spec, color="black", lw=2, label=f"{labels[0]} L{t}")
-        for label, analysis, m in zip(labels[1:], analyses[1:], matches):
+        for k, (label, analysis, m) in enumerate(zip(labels[1:], analyses[1:], matches)):
             if t in m and analysis["spectra"].get(str(m[t])):
                 s = analysis["spectra"][str(m[t])]
-                ax.plot(np.arange(len(s)) / (2 * len(s)), s, lw=1.2, label=f"{label} L{m[t]}")
+                ax.plot(np.arange(len(s)) / (2 * len(s)), s, lw=1.2, color=student_colour(k), label=f"{label} L{m[t]}")
         ax.set_yscale("log")
         ax.set_title(f"teacher layer {t}", fontsize=9)
         ax.set_xlabel("channel frequency k/C", fontsize=8)
