@@ -149,3 +149,12 @@ def test_each_student_keeps_one_colour_across_spectra_panels(tmp_path, monkeypat
     # B is drawn alone in its panel, yet keeps its own colour rather than taking A's
     assert colours["T"] == {"black"} and len(colours["A"]) == len(colours["B"]) == 1
     assert colours["A"] != colours["B"]
+
+
+def test_cli_names_a_folder_that_is_neither_analysis_nor_run(tmp_path, cli):
+    t = tmp_path / "t.json"
+    t.write_text(json.dumps(fake_analysis([1.0, 2.0])))
+    (tmp_path / "empty").mkdir()
+    code, _, err = cli("compare", t, tmp_path / "empty", "--out", tmp_path / "cmp")
+    assert code == 2 and "empty is a folder without analysis.json" in err and "Traceback" not in err
+    assert not (tmp_path / "cmp" / "compare.json").exists()

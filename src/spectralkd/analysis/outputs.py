@@ -95,6 +95,9 @@ def load_analysis(path: str | Path) -> dict:
     of analysed layers) is added as ``"depth"``."""
     path = Path(path)
     if path.is_dir():
+        if not (path / "analysis.json").is_file():
+            raise UserError(f"{path} is a folder without analysis.json (nor best.safetensors, so not a run directory); "
+                            "give an analysis.json, an analysis folder or a run directory")
         path = path / "analysis.json"
     if not path.is_file():
         raise UserError(f"{path} does not exist; give an analysis.json or a run directory")
