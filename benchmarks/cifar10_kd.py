@@ -12,8 +12,10 @@ Steps
 3. Students, same budget (configs/cifar10/student_*.yaml), seeds ``--seeds``: none, logit_kd, spectralkd (recommended
    pairs), spectralkd_paper_rule (the paper's first-2 + last-6 rule scaled to 12 ↔ 6, when it differs),
    feature_mse (recommended pairs), spectral_only (α = 0: CE + spectral term).
-4. ``spectralkd compare`` the teacher with the no-KD and SpectralKD students of the first seed.
-5. benchmarks/results/cifar10_kd.json and the runs' configs and logs under benchmarks/results/cifar10_kd/.
+4. ``spectralkd compare`` the teacher with the no-KD, logit-KD and SpectralKD students of the first seed (or of
+   ``--compare-seeds``) whose weights are on this machine.
+5. benchmarks/results/cifar10_kd.json and the runs' configs and logs under benchmarks/results/cifar10_kd/; tables
+   and the top-1 plot come from benchmarks/cifar10_kd_report.py.
 
 ``--study NAME`` keeps another student budget apart (results/NAME.json, results/NAME/, runs/NAME-with-dashes/);
 the teacher and its analysis are shared. Finished runs are read from their committed copies in a new checkout, so
@@ -38,7 +40,8 @@ ARTIFACT = ROOT / "artifacts" / "cifar10-teacher"
 RESULTS = ROOT / "benchmarks" / "results"
 STUDY = "cifar10_kd"  # --study: results/<study>.json, results/<study>/, runs/<study with dashes>/
 TEACHER_ANALYSIS = RESULTS / "cifar10_kd" / "teacher-analysis"  # the committed teacher's, whatever the study
-VARIANTS = ("none", "logit_kd", "spectralkd", "spectralkd_paper_rule", "feature_mse", "spectral_only")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cifar10_kd_report import VARIANTS, dynamics_table, plot_curves, summary, table  # noqa: E402
 STUDENT_DEPTH = 6
 
 
@@ -319,44 +322,13 @@ def main() -> int:
               "commands": commands(previous)}
     (RESULTS / f"{STUDY}.json").write_text(json.dumps(result, indent=1) + "\n")
     if runs:
-        plot_curves(runs, card["top1"], ROOT / "docs" / "assets" / f"{STUDY}_top1.png")
+        plot_curves(runs, lambda r: run_record(f"{r['variant']}-s{r['seed']}") / "log.jsonl", card["top1"], ROOT / "docs" / "assets" / f"{STUDY}_top1.png")
     print(f"wrote {RESULTS / f'{STUDY}.json'}", flush=True)
     print(table(result["summary"]), flush=True)
     for seed, dyn in sorted(by_seed.items()):
         print(f"dynamics, seed {seed}:\n{dynamics_table(dyn)}", flush=True)
     return 0
 
-
-def plot_curves(runs: list[dict], teacher_top1: float, path: Path) -> None:
-    """Validation top-1 by epoch, one line per run (colour = variant), and each variant's final mean ± std."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
-    colours = dict(zip(VARIANTS, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    for r in runs:
-        log = [json.loads(x) for x in (run_record(f"{r['variant']}-s{r['seed']}") / "log.jsonl").read_text()
-               .splitlines() if x.strip()]
-        seen = r["seed"] != min(x["seed"] for x in runs if x["variant"] == r["variant"])
-        ax.plot([x["epoch"] for x in log], [x["val_top1"] for x in log], "o-", color=colours[r["variant"]],
-                alpha=0.8, lw=1.2, ms=3, label=None if seen else r["variant"])
-    ax.set(xlabel="epoch", ylabel="val top-1 (%)", title="every run (seeds share a colour)")
-    ax.set_xticks(range(1, max(r["epochs"] for r in runs) + 1))
-    ax.legend(fontsize=8)
-    rows = summary(runs)
-    for i, row in enumerate(rows):
-        vals = row["best_top1"]["values"]
-        bx.errorbar([i], [row["best_top1"]["mean"]], yerr=[row["best_top1"]["std"] or 0], fmt="o",
-                    color=colours[row["variant"]], capsize=4)
-        bx.scatter([i] * len(vals), vals, s=12, color="k", zorder=3)
-    bx.set_xticks(range(len(rows)), [r["variant"] for r in rows], rotation=25, ha="right", fontsize=8)
-    bx.set(ylabel="best val top-1 (%)", title="mean ± sample std over seeds (dots: seeds)")
-    fig.suptitle(f"CIFAR-10 students (DeiT 0.31M) distilled from the CaiT teacher ({teacher_top1:.2f} %), same budget")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def commands(previous: dict) -> list[str]:
@@ -377,54 +349,6 @@ def publish_teacher_analysis(analysis_dir: Path) -> None:
         shutil.copy(analysis_dir / name, dest / name)
     for name in ("intensity", "entropy", "channel_spectra", "spatial_spectra"):
         shutil.copy(analysis_dir / f"{name}.png", ROOT / "docs" / "assets" / f"teacher_{name}.png")
-
-
-def summary(runs: list[dict]) -> list[dict]:
-    """Per variant: mean and sample standard deviation over seeds of the best and the last top-1."""
-    import statistics
-
-    out = []
-    for variant in VARIANTS:
-        rows = [r for r in runs if r["variant"] == variant]
-        if not rows:
-            continue
-        agg = {"variant": variant, "seeds": [r["seed"] for r in rows]}
-        for k in ("best_top1", "last_top1"):
-            vals = [r[k] for r in rows]
-            agg[k] = {"mean": round(statistics.fmean(vals), 3),
-                      "std": round(statistics.stdev(vals), 3) if len(vals) > 1 else None, "values": vals}
-        agg["wall_seconds_mean"] = round(statistics.fmean(r["wall_seconds"] for r in rows), 1)
-        out.append(agg)
-    return out
-
-
-def table(rows: list[dict]) -> str:
-    """The summary as a Markdown table (mean ± sample std over seeds)."""
-    fmt = lambda a: f"{a['mean']:.2f} ± {a['std']:.2f}" if a["std"] is not None else f"{a['mean']:.2f}"  # noqa: E731
-    lines = ["| variant | seeds | best top-1 (%) | last top-1 (%) | per seed (best / last) | wall min/run |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        per = ", ".join(f"{b:.2f} / {l:.2f}" for b, l in zip(r["best_top1"]["values"], r["last_top1"]["values"]))
-        lines.append(f"| {r['variant']} | {len(r['seeds'])} | {fmt(r['best_top1'])} | {fmt(r['last_top1'])} | {per} "
-                     f"| {r['wall_seconds_mean'] / 60:.1f} |")
-    return "\n".join(lines)
-
-
-def dynamics_table(compare: dict) -> str:
-    """Per student: correlation with the teacher's curve and mean distance per measure; the intensity distance on
-    the layers that the spectral loss aligned in any student and on the others (the same layers for every student)."""
-    aligned = sorted({layer["student_layer"] for s in compare["students"] for layer in s["layers"] if layer["aligned"]})
-    measures = ("intensity", "rms", "entropy", "high_freq_ratio")
-    head = ["student", *[f"{m} corr / dist" for m in measures], f"intensity dist, layers {aligned}", "other layers"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for s in compare["students"]:
-        cells = [s["label"]] + [f"{s['measures'][m]['correlation']:.3f} / {s['measures'][m]['mean_distance']:.4f}"
-                                for m in measures]
-        for inside in (True, False):
-            diffs = [layer["abs_diff"] for layer in s["layers"] if (layer["student_layer"] in aligned) == inside]
-            cells.append(f"{sum(diffs) / len(diffs):.4f}" if diffs else "–")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":
