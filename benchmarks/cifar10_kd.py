@@ -42,6 +42,7 @@ STUDY = "cifar10_kd"  # --study: results/<study>.json, results/<study>/, runs/<s
 TEACHER_ANALYSIS = RESULTS / "cifar10_kd" / "teacher-analysis"  # the committed teacher's, whatever the study
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cifar10_kd_report import VARIANTS, dynamics_table, plot_curves, summary, table  # noqa: E402
+from spectralkd.distill.runlog import read_jsonl  # noqa: E402
 STUDENT_DEPTH = 6
 
 
@@ -67,7 +68,7 @@ def finished(run_dir: Path) -> bool:
     if not cfg_path.is_file() or not log.is_file():
         return False
     epochs = yaml.safe_load(cfg_path.read_text())["epochs"]
-    done = [json.loads(line).get("epoch", 0) for line in log.read_text().splitlines() if line.strip()]
+    done = [r.get("epoch", 0) for r in read_jsonl(log)]
     return bool(done) and max(done) >= epochs
 
 
@@ -96,7 +97,7 @@ def previous_results() -> dict:
 
 def train_or_resume(command: str, config: str, run_dir: Path, sets: list[str], wall: dict, key: str) -> None:
     log = RUNS / f"{key}.log"
-    if finished(run_dir) or (key != "teacher" and run_record(key) is not None):
+    if finished(run_dir):
         return
     if (run_dir / "last.pt").is_file():
         args = [command, "--resume", str(run_dir.relative_to(ROOT)), "--set", "progress=false"]
@@ -139,7 +140,7 @@ def export_teacher() -> dict:
     from spectralkd.distill.checkpoint import load_weights, save_weights
 
     state, card = load_weights(TEACHER_RUN / "best.safetensors")
-    log = [json.loads(x) for x in (TEACHER_RUN / "log.jsonl").read_text().splitlines() if x.strip()]
+    log = read_jsonl(TEACHER_RUN / "log.jsonl")
     import yaml
 
     planned = yaml.safe_load((TEACHER_RUN / "config.yaml").read_text())["epochs"]
@@ -166,8 +167,7 @@ def teacher_train_seconds() -> dict:
     the sum spans every session that trained it, the median is what an epoch costs on a quiet machine)."""
     import statistics
 
-    log = [json.loads(x) for x in (ARTIFACT / "log.jsonl").read_text().splitlines() if x.strip()]
-    times = [r.get("train_time_s", 0.0) for r in log]
+    times = [r.get("train_time_s", 0.0) for r in read_jsonl(ARTIFACT / "log.jsonl")]
     return {"train_seconds": round(sum(times), 1), "median_epoch_train_seconds": round(statistics.median(times), 1)}
 
 
@@ -187,7 +187,7 @@ def variant_sets(variant: str, rec: tuple[list[int], list[int]], paper: tuple[li
 
 
 def summarise(run_dir: Path) -> dict:
-    log = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
+    log = read_jsonl(run_dir / "log.jsonl")
     best = max(log, key=lambda r: r["val_top1"])
     return {"best_top1": best["val_top1"], "best_epoch": best["epoch"], "last_top1": log[-1]["val_top1"],
             "epochs": log[-1]["epoch"]}
@@ -274,7 +274,7 @@ def main() -> int:
             command, config, sets = variant_sets(variant, rec, paper)
             key = f"{variant}-s{seed}"
             run_dir = RUNS / key
-            if not args.report_only:
+            if not args.report_only and run_record(key) is None:  # finished here or in a committed copy: done
                 train_or_resume(command, config, run_dir, [*sets, *budget, f"seed={seed}"], wall, key)
             record = run_record(key)
             if record is None:
@@ -322,13 +322,13 @@ def main() -> int:
               "commands": commands(previous)}
     (RESULTS / f"{STUDY}.json").write_text(json.dumps(result, indent=1) + "\n")
     if runs:
-        plot_curves(runs, lambda r: run_record(f"{r['variant']}-s{r['seed']}") / "log.jsonl", card["top1"], ROOT / "docs" / "assets" / f"{STUDY}_top1.png")
+        plot_curves(runs, lambda r: run_record(f"{r['variant']}-s{r['seed']}") / "log.jsonl", card["top1"],
+                    ROOT / "docs" / "assets" / f"{STUDY}_top1.png")
     print(f"wrote {RESULTS / f'{STUDY}.json'}", flush=True)
     print(table(result["summary"]), flush=True)
     for seed, dyn in sorted(by_seed.items()):
         print(f"dynamics, seed {seed}:\n{dynamics_table(dyn)}", flush=True)
     return 0
-
 
 
 def commands(previous: dict) -> list[str]:

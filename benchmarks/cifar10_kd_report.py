@@ -1,9 +1,10 @@
 """Tables and plots of the CIFAR-10 study's results (used by benchmarks/cifar10_kd.py)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable
+
+from spectralkd.distill.runlog import read_jsonl
 
 VARIANTS = ("none", "logit_kd", "spectralkd", "spectralkd_paper_rule", "feature_mse", "spectral_only")
 
@@ -66,7 +67,7 @@ def plot_curves(runs: list[dict], log_of: Callable[[dict], Path], teacher_top1: 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
     colours = dict(zip(VARIANTS, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     for r in runs:
-        log = [json.loads(x) for x in log_of(r).read_text().splitlines() if x.strip()]
+        log = read_jsonl(log_of(r))
         seen = r["seed"] != min(x["seed"] for x in runs if x["variant"] == r["variant"])
         ax.plot([x["epoch"] for x in log], [x["val_top1"] for x in log], "o-", color=colours[r["variant"]],
                 alpha=0.8, lw=1.2, ms=3, label=None if seen else r["variant"])

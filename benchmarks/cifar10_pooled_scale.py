@@ -39,25 +39,28 @@ def main() -> int:
     files = analysis_images(data, "val")
     files = files[:: max(1, len(files) // args.num_images)][: args.num_images]  # spread over the class folders
     tf = eval_transform(data_config(model, 32, mean=card["data"]["mean"], std=card["data"]["std"], crop_pct=1.0))
-    sq_t = sq_p = None
+    sums = {}  # block → [teacher Σx², teacher count, pooled Σx², pooled count], over all batches
     with torch.no_grad():
         for i in range(0, len(files), 100):
             x = torch.stack([tf(open_rgb(f)) for f in files[i:i + 100]])
-            maps = block_maps(model, x)
-            t = torch.stack([m.float().pow(2).sum() for m in maps])
-            p = torch.stack([pool_channels(m.float(), args.student_width).pow(2).sum() for m in maps])
-            sq_t, sq_p = (t, p) if sq_t is None else (sq_t + t, sq_p + p)
-            numel_t, numel_p = maps[0][0].numel(), maps[0][0].numel() * args.student_width // maps[0].shape[1]
+            for b, m in enumerate(block_maps(model, x)):
+                pooled = pool_channels(m.float(), args.student_width)
+                acc = sums.setdefault(b, [0.0, 0, 0.0, 0])
+                acc[0] += m.float().pow(2).sum().item()
+                acc[1] += m.numel()
+                acc[2] += pooled.pow(2).sum().item()
+                acc[3] += pooled.numel()
+                width = m.shape[1]
     n = len(files)
     rows = []
-    for b in range(len(sq_t)):
-        rms_t, rms_p = (sq_t[b] / (n * numel_t)).sqrt().item(), (sq_p[b] / (n * numel_p)).sqrt().item()
+    for b, (ss_t, n_t, ss_p, n_p) in sums.items():
+        rms_t, rms_p = (ss_t / n_t) ** 0.5, (ss_p / n_p) ** 0.5
         rows.append({"block": b, "teacher_rms": round(rms_t, 4), "pooled_rms": round(rms_p, 4),
                      "ratio": round(rms_t / rms_p, 3)})
         print(f"block {b:2d}: teacher RMS {rms_t:.4f}  pooled to {args.student_width} ch {rms_p:.4f}  "
               f"ratio {rms_t / rms_p:.3f}")
     out = ROOT / "benchmarks" / "results" / "cifar10_kd" / "pooled_scale.json"
-    out.write_text(json.dumps({"images": n, "teacher_width": int(maps[0].shape[1]), "student_width": args.student_width,
+    out.write_text(json.dumps({"images": n, "teacher_width": int(width), "student_width": args.student_width,
                                "command": "python benchmarks/cifar10_pooled_scale.py " + " ".join(sys.argv[1:]),
                                "blocks": rows}, indent=1) + "\n")
     print(f"wrote {out}")

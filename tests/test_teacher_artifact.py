@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from spectralkd.distill.checkpoint import load_weights
+from spectralkd.distill.runlog import read_jsonl
 from spectralkd.paths import REPO_ROOT
 
 TEACHER = REPO_ROOT / "artifacts" / "cifar10-teacher"
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.skipif(not WEIGHTS.is_file(), reason="no committed teac
 
 def test_card_matches_the_training_log_and_the_size_limit():
     _, card = load_weights(WEIGHTS)
-    log = [json.loads(x) for x in (TEACHER / "log.jsonl").read_text().splitlines() if x.strip()]
+    log = read_jsonl(TEACHER / "log.jsonl")
     best = max(log, key=lambda r: r["val_top1"])
     assert (card["top1"], card["epoch"]) == (best["val_top1"], best["epoch"])
     assert card["status"] == "finished" and card["epochs_done"] == card["epochs_planned"] == log[-1]["epoch"]

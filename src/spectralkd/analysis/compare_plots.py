@@ -33,7 +33,8 @@ def measures_plot(analyses: Sequence[dict], labels: Sequence[str], path: Path,
         for k, (analysis, label, p) in enumerate(zip(analyses, labels, pairs)):
             values = curve(analysis, name)
             x = relative_depth(len(values))
-            style = dict(color="black", lw=2.2, marker="o", ms=4) if k == 0 else dict(lw=1.4, marker="s", ms=4, color=student_colour(k - 1))
+            style = (dict(color="black", lw=2.2, marker="o", ms=4) if k == 0
+                     else dict(color=student_colour(k - 1), lw=1.4, marker="s", ms=4))
             line, = ax.plot(x, values, label=f"{label} ({len(values)} layers)", **style)
             if p and p.get("student_ids") and k > 0:
                 ids = [int(layer["index"]) for layer in analysis["layers"]]
@@ -76,7 +77,8 @@ def spectra_plot(analyses: Sequence[dict], labels: Sequence[str], path: Path,
         for k, (label, analysis, m) in enumerate(zip(labels[1:], analyses[1:], matches)):
             if t in m and analysis["spectra"].get(str(m[t])):
                 s = analysis["spectra"][str(m[t])]
-                ax.plot(np.arange(len(s)) / (2 * len(s)), s, lw=1.2, color=student_colour(k), label=f"{label} L{m[t]}")
+                ax.plot(np.arange(len(s)) / (2 * len(s)), s, lw=1.2, color=student_colour(k),
+                        label=f"{label} L{m[t]}")
         ax.set_yscale("log")
         ax.set_title(f"teacher layer {t}", fontsize=9)
         ax.set_xlabel("channel frequency k/C", fontsize=8)
