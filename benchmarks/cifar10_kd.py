@@ -42,7 +42,7 @@ STUDY = "cifar10_kd"  # --study: results/<study>.json, results/<study>/, runs/<s
 TEACHER_ANALYSIS = RESULTS / "cifar10_kd" / "teacher-analysis"  # the committed teacher's, whatever the study
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cifar10_kd_report import VARIANTS, dynamics_table, plot_curves, summary, table  # noqa: E402
-from spectralkd.distill.runlog import read_jsonl  # noqa: E402
+from spectralkd.runtime.runlog import read_jsonl  # noqa: E402
 STUDENT_DEPTH = 6
 
 
@@ -128,7 +128,7 @@ def restore_teacher_run() -> None:
 
 def committed_teacher_card() -> dict | None:
     """The committed teacher's card when its training finished (a new checkout then needs no teacher run)."""
-    from spectralkd.distill.checkpoint import load_weights
+    from spectralkd.runtime.checkpoint import load_weights
 
     if not (ARTIFACT / "teacher.safetensors").is_file():
         return None
@@ -137,7 +137,7 @@ def committed_teacher_card() -> dict | None:
 
 
 def export_teacher() -> dict:
-    from spectralkd.distill.checkpoint import load_weights, save_weights
+    from spectralkd.runtime.checkpoint import load_weights, save_weights
 
     state, card = load_weights(TEACHER_RUN / "best.safetensors")
     log = read_jsonl(TEACHER_RUN / "log.jsonl")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from spectralkd.distill.runlog import read_jsonl
+from spectralkd.runtime.runlog import read_jsonl
 
 VARIANTS = ("none", "logit_kd", "spectralkd", "spectralkd_paper_rule", "feature_mse", "spectral_only")
 

@@ -22,7 +22,7 @@ WEIGHTS = ROOT / "artifacts" / "cifar10-teacher" / "teacher.safetensors"
 
 def main() -> int:
     from spectralkd.data import analysis_images, data_config, eval_transform, open_rgb, shared_cifar10
-    from spectralkd.distill.checkpoint import load_weights
+    from spectralkd.runtime.checkpoint import load_weights
     from spectralkd.distill.losses import pool_channels
     from spectralkd.features import create_model
     from spectralkd.features.maps import block_maps

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from spectralkd.analysis.compare import compare, compare_pair, depth_matched, load_analysis
-from spectralkd.distill.checkpoint import save_weights
+from spectralkd.runtime.checkpoint import save_weights
 from spectralkd.errors import UserError
 from spectralkd.features import create_model
 

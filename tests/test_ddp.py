@@ -6,8 +6,8 @@ import sys
 
 import torch
 
-from spectralkd.distill.checkpoint import load_weights
-from spectralkd.distill.runlog import read_jsonl
+from spectralkd.runtime.checkpoint import load_weights
+from spectralkd.runtime.runlog import read_jsonl
 from spectralkd.paths import REPO_ROOT
 
 DISTILL = REPO_ROOT / "configs" / "smoke" / "distill.yaml"

@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from spectralkd.distill.checkpoint import atomic_torch_save, load_torch_state, load_weights, save_weights
+from spectralkd.runtime.checkpoint import atomic_torch_save, load_torch_state, load_weights, save_weights
 from spectralkd.errors import UserError
 from spectralkd.features import (MapsAndLogits, block_maps, create_model, load_state_dict_file, module_maps,
                                  num_block_maps, tokens_to_map)
@@ -146,7 +146,7 @@ def test_unknown_model_and_bad_kwargs():
 def test_atomic_files_get_the_usual_mode(tmp_path):
     import os
 
-    from spectralkd.distill.checkpoint import atomic_write_text
+    from spectralkd.runtime.io import atomic_write_text
 
     atomic_write_text(tmp_path / "a.txt", "x")
     mask = os.umask(0)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from spectralkd.distill.checkpoint import save_weights
+from spectralkd.runtime.checkpoint import save_weights
 from spectralkd.errors import UserError
 from spectralkd.sr.branches import branch_maps
 from spectralkd.sr.loading import load_mdbn, load_sr_model

@@ -6,8 +6,8 @@ import torch
 from PIL import Image
 
 from spectralkd.config import load_config
-from spectralkd.distill.checkpoint import load_weights
-from spectralkd.distill.runlog import read_jsonl
+from spectralkd.runtime.checkpoint import load_weights
+from spectralkd.runtime.runlog import read_jsonl
 from spectralkd.errors import UserError
 from spectralkd.sr.bicubic import imresize_uint8
 from spectralkd.sr.defaults import defaults

@@ -5,8 +5,8 @@ import tarfile
 import pytest
 import torch
 
-from spectralkd.distill.checkpoint import load_weights
-from spectralkd.distill.runlog import read_jsonl
+from spectralkd.runtime.checkpoint import load_weights
+from spectralkd.runtime.runlog import read_jsonl
 from spectralkd.paths import REPO_ROOT
 
 TEACHER = REPO_ROOT / "artifacts" / "cifar10-teacher"

@@ -6,8 +6,8 @@ import torch
 import yaml
 from conftest import run_cli
 
-from spectralkd.distill.checkpoint import load_weights
-from spectralkd.distill.runlog import read_jsonl
+from spectralkd.runtime.checkpoint import load_weights
+from spectralkd.runtime.runlog import read_jsonl
 from spectralkd.paths import REPO_ROOT
 
 TRAIN = REPO_ROOT / "configs" / "smoke" / "train.yaml"

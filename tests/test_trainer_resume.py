@@ -4,7 +4,7 @@ import torch
 from conftest import run_cli
 
 from spectralkd.distill import losses
-from spectralkd.distill.runlog import read_jsonl
+from spectralkd.runtime.runlog import read_jsonl
 from spectralkd.paths import REPO_ROOT
 
 DISTILL = REPO_ROOT / "configs" / "smoke" / "distill.yaml"

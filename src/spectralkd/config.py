@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from spectralkd.errors import UserError
+from spectralkd.runtime.io import atomic_write_text
 
 
 def _merge(base: dict, update: dict, where: str, schema: dict | None) -> dict:
@@ -80,7 +81,6 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None, def
 
 
 def save_config(cfg: dict, path: str | Path) -> None:
-    from spectralkd.distill.checkpoint import atomic_write_text
 
     atomic_write_text(Path(path), yaml.safe_dump(cfg, sort_keys=False))
 

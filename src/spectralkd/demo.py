@@ -72,7 +72,7 @@ def _step(msg: str) -> None:
 
 def _teacher(out: Path, data: str, classes: int, steps: int, seed: int) -> tuple[str, dict, str]:
     """(weights path, {"name", "kwargs"}, where it came from)."""
-    from spectralkd.distill.checkpoint import load_weights
+    from spectralkd.runtime.checkpoint import load_weights
 
     if TEACHER_WEIGHTS.is_file():
         _, card = load_weights(TEACHER_WEIGHTS)
@@ -90,7 +90,7 @@ def run_demo(data: str | None, out: str | Path, steps: int = 300, num_images: in
     from spectralkd.analysis.compare_run import run_compare
     from spectralkd.analysis.pipeline import analyze_to_dir
     from spectralkd.data import default_data, labelled_split
-    from spectralkd.distill.dist import pick_device
+    from spectralkd.runtime.device import pick_device
     from spectralkd.features import create_model
 
     start = time.time()

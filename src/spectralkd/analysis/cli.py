@@ -48,7 +48,7 @@ def run_analyze(args) -> int:
 
     from spectralkd.analysis.pipeline import analyze_to_dir
     from spectralkd.data import default_data
-    from spectralkd.distill.dist import pick_device
+    from spectralkd.runtime.device import pick_device
     from spectralkd.errors import UserError
     from spectralkd.features import create_model, parse_model_kwargs
 

@@ -21,7 +21,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from spectralkd.analysis.compare_run import run_compare
-    from spectralkd.distill.dist import pick_device
+    from spectralkd.runtime.device import pick_device
     from spectralkd.errors import UserError
 
     if args.num_images < 1:

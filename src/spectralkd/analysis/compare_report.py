@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from spectralkd.analysis.report import embed_png
-from spectralkd.distill.checkpoint import atomic_write_text
+from spectralkd.runtime.io import atomic_write_text
 
 
 def _f(v, digits: int = 3) -> str:

@@ -10,6 +10,10 @@ from spectralkd.analysis.compare_plots import measures_plot, spectra_plot
 from spectralkd.analysis.compare_report import write_compare
 from spectralkd.distill.defaults import defaults
 from spectralkd.errors import UserError
+from spectralkd.analysis.pipeline import analyze_to_dir
+from spectralkd.data import default_data
+from spectralkd.runtime.checkpoint import load_weights
+from spectralkd.features import create_model, load_into
 
 
 def _run_pairs(card: dict) -> dict | None:
@@ -32,10 +36,6 @@ def _run_pairs(card: dict) -> dict | None:
 def analyze_run(run_dir: Path, out: Path, num_images: int, batch_size: int, device="cpu",
                 progress: bool = True) -> tuple[dict, dict | None]:
     """Analyse a training/distillation run's best weights on the run's validation data → (analysis, pairs)."""
-    from spectralkd.analysis.pipeline import analyze_to_dir
-    from spectralkd.data import default_data
-    from spectralkd.distill.checkpoint import load_weights
-    from spectralkd.features import create_model, load_into
 
     best = run_dir / "best.safetensors"
     if not best.is_file():

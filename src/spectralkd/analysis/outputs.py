@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 
 from spectralkd.analysis.run import AnalysisResult
-from spectralkd.distill.checkpoint import atomic_write_text
+from spectralkd.runtime.io import atomic_write_text
 from spectralkd.errors import UserError
 
 # E|FFT_k|/C for iid channels of standard deviation σ is sqrt(pi/4)·σ/sqrt(C) (see spectralkd.spectral.channel).

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from spectralkd.errors import UserError
+from spectralkd.analysis.outputs import load_analysis
 
 
 def default_num_pairs(student_depth: int, teacher_depth: int) -> int:
@@ -84,7 +85,6 @@ def pairs_from_analysis(path: str | Path, student_depth: int, k: int | None = No
 
     The teacher's full depth comes from ``details.json`` beside it when present (only some layers may have been
     analysed), else from the highest analysed index."""
-    from spectralkd.analysis.outputs import load_analysis
 
     data = load_analysis(path)
     rec = recommend_from_layers(data["layers"], student_depth, k, data.get("depth"), score)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from spectralkd.analysis.outputs import unstructured_intensity
 from spectralkd.analysis.run import AnalysisResult
-from spectralkd.distill.checkpoint import atomic_write_text
+from spectralkd.runtime.io import atomic_write_text
 
 MEASURES = [
     ("Frequency intensity L(X)",

@@ -8,8 +8,8 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from spectralkd.distill.amp import autocast_ctx
-from spectralkd.distill.dist import all_reduce_sum
+from spectralkd.runtime.precision import autocast_ctx
+from spectralkd.runtime.distributed import all_reduce_sum
 
 
 @torch.no_grad()
@@ -52,8 +52,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None, model_n
     from torch.utils.data import DataLoader
 
     from spectralkd.data import ImageFiles, data_config, default_data, eval_transform, labelled_split
-    from spectralkd.distill.checkpoint import load_weights
-    from spectralkd.distill.dist import pick_device
+    from spectralkd.runtime.checkpoint import load_weights
+    from spectralkd.runtime.device import pick_device
     from spectralkd.errors import UserError
     from spectralkd.features import create_model, parse_model_kwargs
 

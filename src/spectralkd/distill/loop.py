@@ -9,8 +9,8 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from spectralkd.distill.amp import autocast_ctx
-from spectralkd.distill.dist import all_reduce_sum
+from spectralkd.runtime.precision import autocast_ctx
+from spectralkd.runtime.distributed import all_reduce_sum
 from spectralkd.distill.losses import SpectralKDLoss
 from spectralkd.errors import UserError
 

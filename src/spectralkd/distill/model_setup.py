@@ -10,6 +10,7 @@ from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3
 
 from spectralkd.errors import UserError
+from spectralkd.runtime.checkpoint import load_weights
 from spectralkd.features import MapsAndLogits, create_model, parse_model_kwargs
 
 
@@ -36,7 +37,6 @@ def build_student(cfg: dict, num_classes: int) -> tuple[nn.Module, dict]:
 
 def _card_of(checkpoint) -> dict:
     if checkpoint and str(checkpoint).endswith(".safetensors"):
-        from spectralkd.distill.checkpoint import load_weights
 
         try:
             return load_weights(checkpoint)[1]

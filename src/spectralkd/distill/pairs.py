@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 
 from spectralkd.errors import UserError
+from spectralkd.analysis.outputs import load_analysis
+from spectralkd.analysis.recommend import pairs_from_analysis
 from spectralkd.features import block_maps, resolve_indices
 
 
@@ -35,7 +37,6 @@ def _as_ids(value, what: str) -> list[int]:
 
 def read_recommendation(path: str | Path) -> tuple[list[int], list[int]]:
     """(student ids, teacher ids) from the ``recommended`` entry of an ``analysis.json``."""
-    from spectralkd.analysis.outputs import load_analysis
 
     if not path:
         raise UserError("layer ids 'auto' need distill.analysis: the analysis.json written by "
@@ -54,7 +55,6 @@ def resolve_pairs(student_ids, teacher_ids, analysis: str | Path | None,
         rec_s, rec_t = read_recommendation(analysis)
         if max(rec_s, default=0) >= student_depth:
             # analysed for a deeper student: apply the same rule to this student's depth
-            from spectralkd.analysis.recommend import pairs_from_analysis
 
             print(f"spectralkd: {analysis} recommends student layers {rec_s}, beyond this student's {student_depth} "
                   "blocks; re-deriving the pairs for this depth", file=sys.stderr)

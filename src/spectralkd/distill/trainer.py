@@ -21,17 +21,19 @@ from torch.nn.parallel import DistributedDataParallel
 from spectralkd.config import get, load_config, save_config
 from spectralkd.data import default_data, resolve_data, synthetic_imagefolder
 from spectralkd.distill import data_setup, model_setup
-from spectralkd.distill.amp import check_precision, make_scaler
-from spectralkd.distill.checkpoint import atomic_torch_save, load_torch_state, save_weights
+from spectralkd.runtime.precision import check_precision, make_scaler
+from spectralkd.runtime.checkpoint import atomic_torch_save, load_torch_state, save_weights
 from spectralkd.distill.defaults import RESUME_MUTABLE, defaults
-from spectralkd.distill.dist import barrier, broadcast_object, cleanup, init_distributed
+from spectralkd.runtime.distributed import barrier, broadcast_object, cleanup, init_distributed
 from spectralkd.distill.evaluate import evaluate
 from spectralkd.distill.loop import StepParts, train_one_epoch
 from spectralkd.distill.losses import SpectralKDLoss
 from spectralkd.distill.pairs import resolve_pairs, validate_pairs
-from spectralkd.distill.rng import get_rng_states, seed_everything, set_rng_states
-from spectralkd.distill.runlog import JsonlLog
+from spectralkd.runtime.rng import get_rng_states, seed_everything, set_rng_states
+from spectralkd.runtime.runlog import JsonlLog
 from spectralkd.errors import UserError
+from spectralkd.data import labelled_split
+from spectralkd.features import load_into
 from spectralkd.features import MapsAndLogits, num_block_maps
 
 EPOCH_SEED_STRIDE = 10007
@@ -122,7 +124,6 @@ def _run(command, cfg, resume_dir, state, env, argv) -> dict:
     seed_everything(seed)  # same on every process: randomly initialised models start identical
 
     # ---- models, data, loss, pairs: everything is checked before the run directory is touched ----
-    from spectralkd.data import labelled_split
 
     _, classes, _ = labelled_split(data_path, "val")
     student, kwargs = model_setup.build_student(cfg, len(classes))
@@ -261,7 +262,6 @@ def _training_state(epoch, student, ema, optimizer, scheduler, scaler, best) -> 
 
 
 def _restore(state, student, ema, optimizer, scheduler, scaler, cfg, run_dir) -> tuple[int, dict]:
-    from spectralkd.features import load_into
 
     source = str(Path(run_dir) / "last.pt")
     load_into(student, state["model"], source)

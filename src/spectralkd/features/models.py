@@ -10,6 +10,8 @@ import torch
 import torch.nn as nn
 
 from spectralkd.errors import UserError
+from spectralkd.runtime.checkpoint import load_weights
+from spectralkd.runtime.checkpoint import load_torch_state
 
 # Wrappers that training scripts put around the weights, EMA first; the first present one is taken.
 STATE_KEYS = ("state_dict_ema", "model_ema", "params_ema", "ema", "state_dict", "model", "params", "module")
@@ -42,11 +44,9 @@ def load_state_dict_file(path: str | Path, prefer_ema: bool = True) -> dict:
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
     if path.suffix == ".safetensors":
-        from spectralkd.distill.checkpoint import load_weights
 
         state, _ = load_weights(path)
     else:
-        from spectralkd.distill.checkpoint import load_torch_state
 
         state = load_torch_state(path)
         if isinstance(state, dict):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spectralkd.distill.checkpoint import atomic_write_text
+from spectralkd.runtime.io import atomic_write_text
 from spectralkd.spectral.spatial import high_frequency_ratio, radial_power_spectrum
 from spectralkd.sr.branches import branch_maps
 from spectralkd.sr.datasets import to_tensor

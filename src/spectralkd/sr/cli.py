@@ -92,7 +92,7 @@ def _train(args) -> int:
 
 
 def _device(request: str):
-    from spectralkd.distill.dist import pick_device
+    from spectralkd.runtime.device import pick_device
 
     return pick_device(request)
 
@@ -126,7 +126,7 @@ def _test(args) -> int:
         results[ds.name] = res
         print(f"{ds.name:<12} {len(res['images']):>6} {res['psnr']:>8.3f} {res['ssim']:>7.4f}")
     if args.out:
-        from spectralkd.distill.checkpoint import atomic_write_text
+        from spectralkd.runtime.io import atomic_write_text
 
         atomic_write_text(args.out, json.dumps(results, indent=1) + "\n")
     return 0

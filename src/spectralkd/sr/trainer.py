@@ -22,11 +22,11 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from spectralkd.config import save_config
-from spectralkd.distill.amp import autocast_ctx
-from spectralkd.distill.checkpoint import atomic_torch_save, load_torch_state, save_weights
-from spectralkd.distill.dist import DistEnv, all_reduce_sum, barrier, broadcast_object, cleanup, init_distributed
-from spectralkd.distill.rng import get_rng_states, seed_everything, set_rng_states
-from spectralkd.distill.runlog import JsonlLog
+from spectralkd.runtime.precision import autocast_ctx
+from spectralkd.runtime.checkpoint import atomic_torch_save, load_torch_state, save_weights
+from spectralkd.runtime.distributed import DistEnv, all_reduce_sum, barrier, broadcast_object, cleanup, init_distributed
+from spectralkd.runtime.rng import get_rng_states, seed_everything, set_rng_states
+from spectralkd.runtime.runlog import JsonlLog
 from spectralkd.errors import UserError
 from spectralkd.paths import REPO_ROOT, shared_path
 from spectralkd.sr.datasets import HRPatches, PairedSet

@@ -1,65 +1,25 @@
-"""Atomic checkpoint files and safe loading.
+"""Checkpoints and weights with model cards; loading never runs pickled code.
 
-Every write goes to a temporary file in the same folder, is flushed and fsync'd, then renamed over the target,
-so a crash leaves either the old file or the new one, never a torn one. Loading never runs pickled code:
-training state uses ``torch.load(weights_only=True)``; weights are safetensors with a JSON model card beside them.
+Training state is written with ``torch.save`` through :mod:`spectralkd.runtime.io` (atomic) and read with
+``torch.load(weights_only=True)``; weights are safetensors with a JSON model card beside them (and embedded).
 """
 from __future__ import annotations
 
-import io
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Callable
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save as st_save
 
 from spectralkd.errors import UserError
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the mode open() would
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    _atomic_write(Path(path), lambda h: h.write(data))
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+from spectralkd.runtime.io import atomic_write, atomic_write_bytes, atomic_write_text
 
 
 def atomic_torch_save(obj, path: str | Path) -> None:
     """``torch.save`` to a temp file, then rename. ``obj`` should hold only tensors, containers and primitives
     so that :func:`load_torch_state` can read it with ``weights_only=True``."""
-    _atomic_write(Path(path), lambda h: torch.save(obj, h))
+    atomic_write(Path(path), lambda h: torch.save(obj, h))
 
 
 def load_torch_state(path: str | Path, map_location="cpu"):

@@ -5,6 +5,8 @@ import json
 import math
 from pathlib import Path
 
+from spectralkd.runtime.io import atomic_write_text
+
 
 def _clean(value):
     if isinstance(value, float) and not math.isfinite(value):
@@ -34,8 +36,6 @@ class JsonlLog:
         if not self.enabled or not self.path.is_file():
             return
         kept = [r for r in read_jsonl(self.path) if r.get(key, -1) <= last_value]
-        from spectralkd.distill.checkpoint import atomic_write_text
-
         atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
