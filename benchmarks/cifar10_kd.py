@@ -243,7 +243,7 @@ def main() -> int:
         return 0
 
     # 2. analysis and pairs
-    from spectralkd.analysis.compare import load_analysis
+    from spectralkd.analysis.compare.measures import load_analysis
     from spectralkd.analysis.recommend import paper_rule_pairs
 
     analysis_dir = RUNS / "teacher-analysis"

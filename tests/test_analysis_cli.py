@@ -9,7 +9,7 @@ import timm
 import torch
 from PIL import Image
 
-from spectralkd.analysis.run import make_loader
+from spectralkd.analysis.measures import make_loader
 from spectralkd.features import block_maps
 from spectralkd.paths import REPO_ROOT
 

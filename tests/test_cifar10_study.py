@@ -5,7 +5,7 @@ import json
 import pytest
 
 from spectralkd.config import load_config
-from spectralkd.distill.defaults import defaults
+from spectralkd.config.classifier import defaults
 from spectralkd.paths import REPO_ROOT
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from spectralkd.analysis.compare import compare, compare_pair, depth_matched, load_analysis
+from spectralkd.analysis.compare.measures import compare, compare_pair, depth_matched, load_analysis
 from spectralkd.runtime.checkpoint import save_weights
 from spectralkd.errors import UserError
 from spectralkd.features import create_model
@@ -119,7 +119,7 @@ def test_cli_analyses_a_run_directory(tmp_path, cli, synthetic_root):
 
 
 def test_run_pairs_only_where_a_feature_term_was_trained():
-    from spectralkd.analysis.compare_run import _run_pairs
+    from spectralkd.analysis.compare.pipeline import _run_pairs
 
     cfg = {"teacher": {"name": "cait_xxs24_224"},
            "distill": {"mode": "soft", "beta": 1.0, "w_fft": 0.0, "student_ids": [0, 5], "teacher_ids": [0, 11]}}
@@ -134,7 +134,7 @@ def test_run_pairs_only_where_a_feature_term_was_trained():
 
 
 def test_each_student_keeps_one_colour_across_spectra_panels(tmp_path, monkeypatch):
-    from spectralkd.analysis import compare_plots
+    from spectralkd.analysis.compare import plots as compare_plots
 
     figures = []
     monkeypatch.setattr(compare_plots.plt, "close", figures.append)

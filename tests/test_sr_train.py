@@ -10,7 +10,7 @@ from spectralkd.runtime.checkpoint import load_weights
 from spectralkd.runtime.runlog import read_jsonl
 from spectralkd.errors import UserError
 from spectralkd.sr.bicubic import imresize_uint8
-from spectralkd.sr.defaults import defaults
+from spectralkd.config.sr import defaults
 from spectralkd.sr.distill import SRDistillLoss, default_pairs
 from spectralkd.sr.loading import load_mdbn
 from spectralkd.sr.trainer import run

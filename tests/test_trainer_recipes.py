@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from spectralkd.config import load_config
-from spectralkd.distill.defaults import defaults
+from spectralkd.config.classifier import defaults
 from spectralkd.distill.model_setup import effective_lr
 from spectralkd.distill.pairs import resolve_pairs, validate_pairs
 from spectralkd.features import create_model, num_block_maps

@@ -15,7 +15,7 @@ from spectralkd.errors import UserError, one_line
 COMMAND_MODULES = (
     "spectralkd.analysis.cli",
     "spectralkd.distill.cli",
-    "spectralkd.analysis.compare_cli",
+    "spectralkd.analysis.compare.cli",
     "spectralkd.sr.cli",
     "spectralkd.demo",
 )

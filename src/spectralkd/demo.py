@@ -87,7 +87,7 @@ def _teacher(out: Path, data: str, classes: int, steps: int, seed: int) -> tuple
 
 def run_demo(data: str | None, out: str | Path, steps: int = 300, num_images: int = 256, seed: int = 0,
              device: str = "auto") -> Path:
-    from spectralkd.analysis.compare_run import run_compare
+    from spectralkd.analysis.compare.pipeline import run_compare
     from spectralkd.analysis.pipeline import analyze_to_dir
     from spectralkd.data import default_data, labelled_split
     from spectralkd.runtime.device import pick_device

@@ -17,7 +17,7 @@ import json
 import math
 from pathlib import Path
 
-from spectralkd.analysis.run import AnalysisResult
+from spectralkd.analysis.measures import AnalysisResult
 from spectralkd.runtime.io import atomic_write_text
 from spectralkd.errors import UserError
 

@@ -14,7 +14,7 @@ from spectralkd.analysis.outputs import analysis_dict, write_outputs
 from spectralkd.analysis.plots import write_plots
 from spectralkd.analysis.recommend import recommend_from_layers
 from spectralkd.analysis.report import write_report
-from spectralkd.analysis.run import AnalysisResult, analyze, make_loader
+from spectralkd.analysis.measures import AnalysisResult, analyze, make_loader
 
 
 @dataclass

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from spectralkd.analysis.outputs import unstructured_intensity  # noqa: E402
-from spectralkd.analysis.run import AnalysisResult  # noqa: E402
+from spectralkd.analysis.measures import AnalysisResult  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:

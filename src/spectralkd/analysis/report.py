@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 
 from spectralkd.analysis.outputs import unstructured_intensity
-from spectralkd.analysis.run import AnalysisResult
+from spectralkd.analysis.measures import AnalysisResult
 from spectralkd.runtime.io import atomic_write_text
 
 MEASURES = [

@@ -23,7 +23,7 @@ from spectralkd.data import default_data, resolve_data, synthetic_imagefolder
 from spectralkd.distill import data_setup, model_setup
 from spectralkd.runtime.precision import check_precision, make_scaler
 from spectralkd.runtime.checkpoint import atomic_torch_save, load_torch_state, save_weights
-from spectralkd.distill.defaults import RESUME_MUTABLE, defaults
+from spectralkd.config.classifier import RESUME_MUTABLE, defaults
 from spectralkd.runtime.distributed import barrier, broadcast_object, cleanup, init_distributed
 from spectralkd.distill.evaluate import evaluate
 from spectralkd.distill.loop import StepParts, train_one_epoch

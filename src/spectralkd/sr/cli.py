@@ -77,7 +77,7 @@ def register(subparsers) -> None:
 
 def _train(args) -> int:
     from spectralkd.config import load_config
-    from spectralkd.sr.defaults import defaults
+    from spectralkd.config.sr import defaults
     from spectralkd.sr.trainer import run
 
     cfg = load_config(args.config, args.overrides, defaults())

@@ -30,7 +30,7 @@ from spectralkd.runtime.runlog import JsonlLog
 from spectralkd.errors import UserError
 from spectralkd.paths import REPO_ROOT, shared_path
 from spectralkd.sr.datasets import HRPatches, PairedSet
-from spectralkd.sr.defaults import RESUME_MUTABLE
+from spectralkd.config.sr import RESUME_MUTABLE
 from spectralkd.sr.distill import SRDistillLoss, SRWithMaps, check_ids, default_pairs, num_body_blocks
 from spectralkd.sr.evaluate import evaluate_set, model_upscaler
 from spectralkd.sr.loading import build_model, load_sr_model

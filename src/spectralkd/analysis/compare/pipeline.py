@@ -5,10 +5,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from spectralkd.analysis.compare import compare, load_analysis
-from spectralkd.analysis.compare_plots import measures_plot, spectra_plot
-from spectralkd.analysis.compare_report import write_compare
-from spectralkd.distill.defaults import defaults
+from spectralkd.analysis.compare.measures import compare, load_analysis
+from spectralkd.analysis.compare.plots import measures_plot, spectra_plot
+from spectralkd.analysis.compare.report import write_compare
+from spectralkd.config.classifier import defaults
 from spectralkd.errors import UserError
 from spectralkd.analysis.pipeline import analyze_to_dir
 from spectralkd.data import default_data

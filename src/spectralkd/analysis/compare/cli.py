@@ -1,4 +1,4 @@
-"""`spectralkd compare` (argument parsing only; the work is in compare_run/compare/compare_plots)."""
+"""`spectralkd compare` (argument parsing only; the work is in compare.pipeline, compare.measures and compare.plots)."""
 from __future__ import annotations
 
 
@@ -20,7 +20,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from spectralkd.analysis.compare_run import run_compare
+    from spectralkd.analysis.compare.pipeline import run_compare
     from spectralkd.runtime.device import pick_device
     from spectralkd.errors import UserError
 

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from spectralkd.analysis.compare import MEASURES, curve, depth_matched  # noqa: E402
+from spectralkd.analysis.compare.measures import MEASURES, curve, depth_matched  # noqa: E402
 from spectralkd.spectral.similarity import relative_depth  # noqa: E402
 
 TITLES = {"intensity": "frequency intensity L(X)", "rms": "RMS", "entropy": "channel entropy [bits]",
