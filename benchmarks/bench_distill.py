@@ -16,14 +16,18 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from spectralkd.distill.losses import SpectralKDLoss, spectral_alignment_loss
-from spectralkd.distill.loop import StepParts, train_one_epoch
-from spectralkd.distill.model_setup import TeacherForward
-from spectralkd.features import MapsAndLogits, create_model
+from spectralkd.distill.losses import spectral_alignment_loss
+from spectralkd.distill.loop import ClassifierTraining, train_one_epoch
+from spectralkd.distill.task import SpectralKD
+from spectralkd.runtime.distributed import DistEnv
+from spectralkd.runtime.progress import Progress
+from spectralkd.runtime.run import Run
+from spectralkd.features import create_model
 
 TEACHER = ("cait_xxs24_224", dict(img_size=32, patch_size=4, depth=12, embed_dim=96, num_heads=3, depth_token_only=2,
                                    num_classes=10))
@@ -82,17 +86,24 @@ class TensorBatches:
         return len(self.batches)
 
 
-def make_parts(w_fft: float, precision: str, teacher, batch: int):
+def make_parts(w_fft: float, precision: str, teacher, batch: int, steps: int) -> ClassifierTraining:
     torch.manual_seed(0)
     student = create_model(STUDENT[0], model_kwargs=STUDENT[1])
     uses_maps = w_fft != 0
-    wrapped = MapsAndLogits(student, S_IDS if uses_maps else None)
-    teacher_fwd = TeacherForward(teacher, T_IDS if uses_maps else None, torch.nn.Identity())
-    criterion = SpectralKDLoss(torch.nn.CrossEntropyLoss(label_smoothing=0.1), "soft", 0.9, 1.0, 1.0, w_fft)
+    task = SpectralKD(student, teacher, S_IDS if uses_maps else None, T_IDS if uses_maps else None, mode="soft",
+                      alpha=0.9, tau=1.0, beta=1.0, w_fft=w_fft,
+                      criterion=torch.nn.CrossEntropyLoss(label_smoothing=0.1))
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    return StepParts(wrapped, student, teacher_fwd, criterion, optimizer, None, scaler, None, None,
-                     torch.device("cpu"), precision, None)
+    return ClassifierTraining(task, optimizer, None, scaler, None, None, torch.device("cpu"), precision, None, steps)
+
+
+RUN = Run(Path("."), {}, DistEnv(), None, "epoch")  # never started: only its non-finite check is used
+
+
+def one_epoch(parts: ClassifierTraining, data) -> dict:
+    with Progress(parts.steps_per_epoch, "bench", bar=False) as progress:
+        return train_one_epoch(RUN, parts, data, 0, progress)
 
 
 def bench_step(rounds: int, steps: int, batch: int) -> None:
@@ -101,17 +112,17 @@ def bench_step(rounds: int, steps: int, batch: int) -> None:
     data = TensorBatches([(torch.randn(batch, 3, 32, 32, generator=g), torch.randint(0, 10, (batch,), generator=g))
                           for _ in range(steps)])
     variants = {
-        "spectralkd bf16": make_parts(0.2, "bf16", teacher, batch),
-        "logit-KD bf16": make_parts(0.0, "bf16", teacher, batch),
-        "spectralkd fp32": make_parts(0.2, "fp32", teacher, batch),
-        "logit-KD fp32": make_parts(0.0, "fp32", teacher, batch),
+        "spectralkd bf16": make_parts(0.2, "bf16", teacher, batch, steps),
+        "logit-KD bf16": make_parts(0.0, "bf16", teacher, batch, steps),
+        "spectralkd fp32": make_parts(0.2, "fp32", teacher, batch, steps),
+        "logit-KD fp32": make_parts(0.0, "fp32", teacher, batch, steps),
     }
     for parts in variants.values():  # warm-up
-        train_one_epoch(parts, TensorBatches(data.batches[:1]), 0, 1)
+        one_epoch(parts, TensorBatches(data.batches[:1]))
     rates = {name: [] for name in variants}
     for _ in range(rounds):
         for name, parts in variants.items():
-            rates[name].append(train_one_epoch(parts, data, 0, steps)["img_per_s"])
+            rates[name].append(one_epoch(parts, data)["img_per_s"])
     best = {name: max(v) for name, v in rates.items()}  # best round = least disturbed
     for name, v in best.items():
         print(f"distill step CIFAR recipe batch {batch}, {name}: {v:.0f} img/s ({batch / v * 1e3:.0f} ms/step; "

@@ -10,7 +10,7 @@ export OMP_NUM_THREADS=1
 SETS="../shared/data/sr/Set5 ../shared/data/sr/Set14"
 for c in mdbn_x2_cpu plain_x2_cpu; do
   echo "== $c $(date)"
-  if [ -f runs/sr/$c/last.pt ]; then $SK sr train --config configs/sr/$c.yaml --resume --set progress=false
+  if [ -f runs/sr/$c/last.pt ]; then $SK sr train --resume runs/sr/$c --set progress=false
   else $SK sr train --config configs/sr/$c.yaml --set progress=false; fi
   for w in best last; do
     $SK sr test --model mdbn --weights runs/sr/$c/$w.safetensors --scale 2 --data $SETS --out runs/sr/$c/test_$w.json

@@ -5,15 +5,13 @@ import pytest
 import torch
 from PIL import Image
 
-from spectralkd.config import load_config
 from spectralkd.runtime.checkpoint import load_weights
 from spectralkd.runtime.runlog import read_jsonl
 from spectralkd.errors import UserError
 from spectralkd.sr.bicubic import imresize_uint8
-from spectralkd.config.sr import defaults
 from spectralkd.sr.distill import SRDistillLoss, default_pairs
 from spectralkd.sr.loading import load_mdbn
-from spectralkd.sr.trainer import run
+from spectralkd.sr.trainer import train_sr
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +33,16 @@ def sr_data(tmp_path_factory):
     return root
 
 
-def _cfg(sr_data, out, **extra):
+def _sets(sr_data, out, **extra) -> list[str]:
+    """``--set`` overrides of a tiny run into ``out``."""
     sets = [f"out={out}", f"data.train={sr_data / 'hr'}", f"data.val=[{sr_data / 'val'}]", "model.num_feat=8",
             "model.num_block=2", "data.patch_size=16", "data.batch_size=4", "data.length=24", "sched.total_iters=12",
             "val.every=6", "log_every=3", "progress=false", "threads=1", "device=cpu"]
-    sets += [f"{k}={v}" for k, v in extra.items()]
-    return load_config(None, sets, defaults())
+    return sets + [f"{k}={v}" for k, v in extra.items()]
 
 
 def test_train_and_exact_resume(sr_data, tmp_path):
-    full = run(_cfg(sr_data, tmp_path / "full"))
+    full = train_sr(overrides=_sets(sr_data, tmp_path / "full"))
     assert full["iter"] == 12 and not full["stopped_early"]
     files = {p.name for p in (tmp_path / "full").iterdir()}
     assert {"config.yaml", "log.jsonl", "last.pt", "last.safetensors", "best.safetensors"} <= files
@@ -57,13 +55,13 @@ def test_train_and_exact_resume(sr_data, tmp_path):
     _, card = load_weights(tmp_path / "full" / "best.safetensors")
     assert card["iter"] == full["best"]["iter"] and card["ema"] is True
 
-    part = run(_cfg(sr_data, tmp_path / "part", stop_iter=6))
+    part = train_sr(overrides=_sets(sr_data, tmp_path / "part", stop_iter=6))
     assert part["iter"] == 6 and part["stopped_early"]
     with pytest.raises(UserError, match="already holds a run"):
-        run(_cfg(sr_data, tmp_path / "part"))
-    with pytest.raises(UserError, match="config key 'optim.lr' changed"):
-        run(_cfg(sr_data, tmp_path / "part", **{"optim.lr": 1e-3}), resume=True)
-    resumed = run(_cfg(sr_data, tmp_path / "part"), resume=True)
+        train_sr(overrides=_sets(sr_data, tmp_path / "part"))
+    with pytest.raises(UserError, match="config key 'optim.lr' differs from the saved run"):
+        train_sr(overrides=["optim.lr=1e-3"], resume=tmp_path / "part")
+    resumed = train_sr(overrides=["stop_iter=null"], resume=tmp_path / "part")
     assert resumed["iter"] == 12
     a, _ = load_weights(tmp_path / "full" / "last.safetensors")
     b, _ = load_weights(tmp_path / "part" / "last.safetensors")
@@ -75,17 +73,17 @@ def test_train_and_exact_resume(sr_data, tmp_path):
 
 
 def test_distill_tiny(sr_data, tmp_path):
-    run(_cfg(sr_data, tmp_path / "teacher", **{"sched.total_iters": 6}))
+    train_sr(overrides=_sets(sr_data, tmp_path / "teacher", **{"sched.total_iters": 6}))
     teacher = tmp_path / "teacher" / "best.safetensors"
-    cfg = _cfg(sr_data, tmp_path / "student", **{"teacher.weights": str(teacher), "model.num_feat": 4,
-                                                   "model.num_block": 1, "sched.total_iters": 6, "distill.beta": 0.5})
-    out = run(cfg, distill=True)
+    sets = _sets(sr_data, tmp_path / "student", **{"teacher.weights": str(teacher), "model.num_feat": 4,
+                                                     "model.num_block": 1, "sched.total_iters": 6, "distill.beta": 0.5})
+    out = train_sr(overrides=sets, distill=True)
     log = read_jsonl(tmp_path / "student" / "log.jsonl")
     assert log[0]["distill_pairs"] == {"student": [0], "teacher": [1]}
     assert all(r["loss_fft"] > 0 for r in log if "loss" in r)
     assert out["iter"] == 6
     with pytest.raises(UserError, match="needs teacher.weights"):
-        run(_cfg(sr_data, tmp_path / "s2"), distill=True)
+        train_sr(overrides=_sets(sr_data, tmp_path / "s2"), distill=True)
 
 
 def test_pairs_and_loss_parts():

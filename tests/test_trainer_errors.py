@@ -6,7 +6,7 @@ import torch
 import timm
 from conftest import run_cli
 
-from spectralkd.distill.model_setup import Renormalize, teacher_input
+from spectralkd.distill.task import Renormalize, teacher_input
 from spectralkd.distill.pairs import resolve_pairs, validate_pairs
 from spectralkd.errors import UserError
 from spectralkd.paths import REPO_ROOT
@@ -62,10 +62,10 @@ def test_normalisation_mismatch_warns_and_converts(tmp_path, synthetic_root):
     shape = (1, 3, 1, 1)
     student_view = (raw - torch.tensor(ms).view(shape)) / torch.tensor(ss).view(shape)
     teacher_view = (raw - torch.tensor(mt).view(shape)) / torch.tensor(st).view(shape)
-    conv = teacher_input(ms, ss, mt, st, "t", warn=False)
+    conv = teacher_input((ms, ss), (mt, st), "t", warn=False)
     assert isinstance(conv, Renormalize)
     assert torch.allclose(conv(student_view), teacher_view, atol=1e-5)
-    assert isinstance(teacher_input(ms, ss, ms, ss, "t", warn=False), torch.nn.Identity)
+    assert isinstance(teacher_input((ms, ss), (ms, ss), "t", warn=False), torch.nn.Identity)
 
 
 def test_auto_pairs_from_analysis_json(tmp_path):

@@ -86,8 +86,8 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, synthetic
 
 
 @pytest.mark.parametrize("change, message", [
-    ("model.kwargs.depth=3", "model.kwargs differs from the saved run"),
-    ("distill.teacher_ids=[0,3]", "distill.teacher_ids differs"),
+    ("model.kwargs.depth=3", "config key 'model.kwargs' differs from the saved run"),
+    ("distill.teacher_ids=[0,3]", "config key 'distill.teacher_ids' differs"),
 ])
 def test_resume_with_incompatible_config_is_refused_and_changes_nothing(tmp_path, synthetic_root, change, message):
     run = tmp_path / "run"

@@ -54,14 +54,14 @@ def _train_once(out: Path, name: str, command: str, cfg: dict, data: str) -> Pat
 
     The demo owns its output folder: a run it started earlier and that ended before its first epoch is redone.
     """
-    from spectralkd.distill.trainer import run
+    from spectralkd.distill.trainer import train_classifier
 
     run_dir = out / name
     if not (run_dir / "best.safetensors").is_file():
         if run_dir.is_dir():
             shutil.rmtree(run_dir)
         path = _write_yaml(out / "configs" / f"{name}.yaml", cfg)
-        run(command, config=path, data=data, out=str(run_dir),
+        train_classifier(command, config=path, data=data, out=str(run_dir),
             argv=[command, "--config", path, "--data", data, "--out", str(run_dir)])
     return run_dir
 

@@ -13,7 +13,6 @@ from typing import Any
 import yaml
 
 from spectralkd.errors import UserError
-from spectralkd.runtime.io import atomic_write_text
 
 
 def _merge(base: dict, update: dict, where: str, schema: dict | None) -> dict:
@@ -80,9 +79,39 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None, def
     return cfg
 
 
-def save_config(cfg: dict, path: str | Path) -> None:
+def run_config(command: str, config: str | Path | None, overrides: list[str] | None, defaults: dict,
+               resume: str | Path | None = None, values: dict | None = None,
+               require_config: bool = True) -> tuple[dict, dict | None]:
+    """(config, saved config) of a training command, shared by both trainers.
 
-    atomic_write_text(Path(path), yaml.safe_dump(cfg, sort_keys=False))
+    A new run: defaults ← ``config`` file ← ``--set`` overrides ← ``values`` (dotted keys set as given, e.g. the
+    ``--data`` path). ``--resume RUN_DIR``: the run's saved ``config.yaml`` is the file (no ``config`` allowed), and
+    the saved config is returned too, for the resume check against the keys that may change. Without
+    ``require_config`` a new run may come from the defaults and overrides alone.
+    """
+    if resume is None:
+        if config is None and require_config:
+            raise UserError(f"spectralkd {command} needs --config FILE.yaml (or --resume RUN_DIR)")
+        return _set_values(load_config(config, overrides, defaults), values), None
+    if config is not None:
+        raise UserError("--resume continues a run with its saved config.yaml; change keys with --set, not --config")
+    saved_path = Path(resume) / "config.yaml"
+    if not saved_path.is_file():
+        raise UserError(f"--resume {resume}: not a run directory (it has no config.yaml)")
+    saved = load_config(saved_path, [], defaults)
+    return _set_values(load_config(saved_path, overrides, defaults), values), saved
+
+
+def _set_values(cfg: dict, values: dict | None) -> dict:
+    for dotted, value in (values or {}).items():
+        if value is None:
+            continue
+        node = cfg
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    return cfg
 
 
 def get(cfg: dict, dotted: str, default: Any = None) -> Any:

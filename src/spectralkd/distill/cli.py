@@ -48,7 +48,7 @@ def register(subparsers) -> None:
 
 
 def _run(command: str, args) -> int:
-    from spectralkd.distill.trainer import run
+    from spectralkd.distill.trainer import train_classifier
 
     argv = [command]
     for flag, value in (("--config", args.config), ("--resume", args.resume), ("--data", args.data), ("--out", args.out)):
@@ -56,7 +56,7 @@ def _run(command: str, args) -> int:
             argv += [flag, str(value)]
     for item in args.overrides:
         argv += ["--set", item]
-    run(command, config=args.config, overrides=args.overrides, resume=args.resume, data=args.data, out=args.out,
+    train_classifier(command, config=args.config, overrides=args.overrides, resume=args.resume, data=args.data, out=args.out,
         argv=argv)
     return 0
 

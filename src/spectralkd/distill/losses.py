@@ -156,6 +156,11 @@ def logit_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, ta
     raise UserError(f"logit KD kind '{kind}' is not supported; allowed: soft, hard")
 
 
+def uses_feature_term(mode: str, beta: float, w_fft: float) -> bool:
+    """Whether :class:`SpectralKDLoss` with these settings has a feature-alignment term (and so needs maps)."""
+    return mode != "none" and float(beta) * float(w_fft) != 0.0
+
+
 class SpectralKDLoss(nn.Module):
     """``(1−α)·CE + α·KD + β·w_fft·feature`` with the published modes; returns ``(total, components)``.
 
@@ -187,14 +192,17 @@ class SpectralKDLoss(nn.Module):
 
     @property
     def uses_features(self) -> bool:
-        return self.mode != "none" and self.beta * self.w_fft != 0.0
+        return uses_feature_term(self.mode, self.beta, self.w_fft)
 
     @property
     def uses_logits(self) -> bool:
         return self.mode in ("soft", "hard")
 
     def forward(self, student_logits: torch.Tensor, targets: torch.Tensor, teacher_logits: torch.Tensor | None = None,
-                student_maps: Sequence[torch.Tensor] = (), teacher_maps: Sequence[torch.Tensor] = ()):
+                student_maps: Sequence[torch.Tensor] = (), teacher_maps: Sequence[torch.Tensor] = (),
+                kd_logits: torch.Tensor | None = None):
+        """``kd_logits``: the logits the KD term is applied to when they are not ``student_logits`` (the
+        distillation head of a distillation-token student, whose class head gets the label term)."""
         ce = self.base_criterion(student_logits.float(), targets)
         zero = ce.new_zeros(())
         if self.mode == "none":
@@ -211,7 +219,8 @@ class SpectralKDLoss(nn.Module):
         if self.uses_logits:
             if teacher_logits is None:
                 raise UserError(f"distillation mode '{self.mode}' needs teacher logits")
-            kd = self.alpha * logit_kd_loss(student_logits, teacher_logits, self.tau, self.mode)
+            kd = self.alpha * logit_kd_loss(student_logits if kd_logits is None else kd_logits, teacher_logits,
+                                            self.tau, self.mode)
             total = total + kd
             parts["loss_kd"] = kd.detach()
         parts["loss"] = total.detach()
@@ -220,5 +229,5 @@ class SpectralKDLoss(nn.Module):
 
 __all__ = [
     "MODES", "FEATURE_LOSSES", "pool_channels", "align_channels", "band_weights", "feature_alignment_loss",
-    "spectral_alignment_loss", "logit_kd_loss", "SpectralKDLoss",
+    "spectral_alignment_loss", "logit_kd_loss", "uses_feature_term", "SpectralKDLoss",
 ]

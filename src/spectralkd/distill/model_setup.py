@@ -1,9 +1,6 @@
 """Student and teacher models, the teacher's input renormalisation, optimizer, scheduler and EMA from a config."""
 from __future__ import annotations
 
-import sys
-
-import torch
 import torch.nn as nn
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
@@ -11,7 +8,7 @@ from timm.utils import ModelEmaV3
 
 from spectralkd.errors import UserError
 from spectralkd.runtime.checkpoint import load_weights
-from spectralkd.features import MapsAndLogits, create_model, parse_model_kwargs
+from spectralkd.features import create_model, parse_model_kwargs
 
 
 def model_kwargs(section: dict, num_classes: int | None, role: str) -> dict:
@@ -45,8 +42,9 @@ def _card_of(checkpoint) -> dict:
     return {}
 
 
-def build_teacher(cfg: dict, num_classes: int) -> tuple[nn.Module, tuple, tuple]:
-    """The teacher in eval mode with gradients off, and its input (mean, std)."""
+def build_teacher(cfg: dict, num_classes: int) -> tuple[nn.Module, tuple[tuple, tuple]]:
+    """The teacher in eval mode with gradients off, and its input normalisation ``(mean, std)``: the config's,
+    else its model card's, else its timm ``pretrained_cfg``'s."""
     t = cfg["teacher"]
     if not t.get("name"):
         raise UserError("teacher.name is not set; `spectralkd distill` needs a teacher (use `spectralkd train` without one)")
@@ -62,50 +60,7 @@ def build_teacher(cfg: dict, num_classes: int) -> tuple[nn.Module, tuple, tuple]
     pcfg = getattr(teacher, "pretrained_cfg", {}) or {}
     mean = tuple(float(v) for v in (t["mean"] or card_data.get("mean") or pcfg.get("mean") or (0.485, 0.456, 0.406)))
     std = tuple(float(v) for v in (t["std"] or card_data.get("std") or pcfg.get("std") or (0.229, 0.224, 0.225)))
-    return teacher, mean, std
-
-
-class Renormalize(nn.Module):
-    """Maps images normalised with (mean_s, std_s) to the normalisation (mean_t, std_t) the teacher expects."""
-
-    def __init__(self, mean_s, std_s, mean_t, std_t):
-        super().__init__()
-        ms, ss, mt, st = (torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1) for v in (mean_s, std_s, mean_t, std_t))
-        self.register_buffer("scale", ss / st, persistent=False)
-        self.register_buffer("shift", (ms - mt) / st, persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.scale + self.shift
-
-
-def teacher_input(student_mean, student_std, teacher_mean, teacher_std, name: str, warn: bool) -> nn.Module:
-    """Identity when normalisations agree; else warn once and convert."""
-    same = all(abs(a - b) < 1e-6 for a, b in zip((*student_mean, *student_std), (*teacher_mean, *teacher_std)))
-    if same:
-        return nn.Identity()
-    if warn:
-        print(f"spectralkd: warning: teacher {name} expects mean {tuple(round(v, 4) for v in teacher_mean)} std "
-              f"{tuple(round(v, 4) for v in teacher_std)} but the student's data uses mean "
-              f"{tuple(round(v, 4) for v in student_mean)} std {tuple(round(v, 4) for v in student_std)}; "
-              "converting the teacher's input", file=sys.stderr)
-    return Renormalize(student_mean, student_std, teacher_mean, teacher_std)
-
-
-class TeacherForward(nn.Module):
-    """Teacher logits and maps at ``ids`` (none when ``ids`` is empty), from student-normalised images."""
-
-    def __init__(self, teacher: nn.Module, ids, renorm: nn.Module):
-        super().__init__()
-        self.net = MapsAndLogits(teacher, ids or None)
-        self.renorm = renorm
-        self.eval()
-
-    def train(self, mode: bool = True):  # the teacher stays in eval mode
-        return super().train(False)
-
-    @torch.no_grad()
-    def forward(self, x):
-        return self.net(self.renorm(x))
+    return teacher, (mean, std)
 
 
 def effective_lr(cfg: dict, global_batch: int) -> float:

@@ -7,7 +7,6 @@ with one line before any training time is spent.
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Sequence

@@ -89,11 +89,8 @@ def module_maps(model: nn.Module, images: torch.Tensor, names: Sequence[str], nh
     ``nhwc``. With ``with_output`` returns ``(model_output, maps)``.
     """
     base = _base(model)
+    check_module_names(base, names)
     modules = dict(base.named_modules())
-    missing = [n for n in names if n not in modules]
-    if missing:
-        sample = ", ".join(n for n in list(modules)[1:8])
-        raise UserError(f"module '{missing[0]}' is not in {type(base).__name__}; module names look like: {sample}, ...")
     captured: dict[str, torch.Tensor] = {}
     prefix = getattr(base, "num_prefix_tokens", None)
 
@@ -119,18 +116,45 @@ def module_maps(model: nn.Module, images: torch.Tensor, names: Sequence[str], nh
     return (output, maps) if with_output else maps
 
 
-class MapsAndLogits(nn.Module):
-    """Wraps a timm model so one ``forward`` returns ``(logits, maps at indices)``.
+def is_module_names(layers) -> bool:
+    """Layers given as module names (``"blocks.3.mlp"``) rather than block indices."""
+    return bool(layers) and all(isinstance(layer, str) for layer in layers)
 
+
+def check_module_names(model: nn.Module, names: Sequence[str]) -> None:
+    modules = dict(_base(model).named_modules())
+    missing = [n for n in names if n not in modules]
+    if missing:
+        sample = ", ".join(n for n in list(modules)[1:8])
+        raise UserError(f"module '{missing[0]}' is not in {type(_base(model)).__name__}; module names look like: "
+                        f"{sample}, ...")
+
+
+class MapsAndLogits(nn.Module):
+    """Wraps a model so one ``forward`` returns ``(logits, maps at layers)``.
+
+    ``layers``: block indices of a timm model (through ``forward_intermediates``, negative ones count from the end),
+    or module names of any ``nn.Module`` (forward hooks; token outputs become maps); ``None``/empty: no maps.
     Wrap this (not the bare model) in DDP so gradient synchronisation sees the whole forward.
     """
 
-    def __init__(self, model: nn.Module, indices: Sequence[int] | None):
+    def __init__(self, model: nn.Module, layers: Sequence[int | str] | None):
         super().__init__()
         self.model = model
-        self.indices = resolve_indices(indices, num_block_maps(model)) if indices is not None else None
+        self.names = list(layers) if is_module_names(layers) else None
+        if self.names:
+            check_module_names(model, self.names)
+            self.indices = None
+        else:
+            self.indices = resolve_indices(layers, num_block_maps(model)) if layers else None
+
+    @property
+    def layers(self) -> list[int | str]:
+        return self.names or self.indices or []
 
     def forward(self, images: torch.Tensor):
+        if self.names:
+            return module_maps(self.model, images, self.names, with_output=True)
         if not self.indices:
             return self.model(images), []
         final, maps = intermediates_and_final(self.model, images, self.indices)

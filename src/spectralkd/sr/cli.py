@@ -34,10 +34,12 @@ def register(subparsers) -> None:
     for name, helptext in (("train", "train an SR model (L1, Adam, cosine, EMA; Set5 validation)"),
                            ("distill", "distil an MDBN teacher into a slimmer MDBN (L1 + spectral alignment)")):
         p = sub.add_parser(name, help=helptext, description=helptext)
-        p.add_argument("--config", help="YAML config (configs/sr/*.yaml); keys in spectralkd/sr/defaults.py")
+        p.add_argument("--config", help="YAML config (configs/sr/*.yaml); keys in spectralkd/config/sr.py")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. --set sched.total_iters=500 (repeatable)")
-        p.add_argument("--resume", action="store_true", help="continue the run in the config's 'out' folder")
+        p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: config out, else runs/sr-<time>)")
+        p.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue the run in RUN_DIR with its saved config.yaml (change allowed keys with --set)")
         p.set_defaults(func=_train, distill=(name == "distill"))
 
     p = sub.add_parser("test", help="PSNR/SSIM (Y channel) of MDBN or bicubic on paired test sets")
@@ -71,17 +73,14 @@ def register(subparsers) -> None:
     p.add_argument("--weights", required=True)
     p.add_argument("--image", required=True, help="LR input image")
     p.add_argument("--scale", type=int, default=None, help="check the weights are for this scale")
-    p.add_argument("--out", default="out/sr-analyze", help="folder for branches.json and branches.png")
+    p.add_argument("--out", default="runs/sr-analyze", help="folder for branches.json and branches.png (default: runs/sr-analyze)")
     p.set_defaults(func=_analyze)
 
 
 def _train(args) -> int:
-    from spectralkd.config import load_config
-    from spectralkd.config.sr import defaults
-    from spectralkd.sr.trainer import run
+    from spectralkd.sr.trainer import train_sr
 
-    cfg = load_config(args.config, args.overrides, defaults())
-    summary = run(cfg, resume=args.resume, distill=args.distill)
+    summary = train_sr(args.config, args.overrides, resume=args.resume, out=args.out, distill=args.distill)
     if summary["rank"] != 0:
         return 0
     best = summary["best"]

@@ -11,7 +11,6 @@ same relative depth — to show whether the student mirrors the teacher beyond t
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
