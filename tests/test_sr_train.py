@@ -16,8 +16,11 @@ from spectralkd.sr.trainer import train_sr
 
 @pytest.fixture(scope="module")
 def sr_data(tmp_path_factory):
-    """Smooth random HR images (training) and a 2-image paired x2 set made with our bicubic."""
-    root = tmp_path_factory.mktemp("srdata")
+    return make_sr_data(tmp_path_factory.mktemp("srdata"))
+
+
+def make_sr_data(root):
+    """Smooth random HR images (training) and a 2-image paired x2 set made with our bicubic, under ``root``."""
     rng = np.random.default_rng(0)
     (root / "hr").mkdir()
     for i in range(3):

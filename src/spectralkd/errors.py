@@ -9,8 +9,9 @@ class UserError(Exception):
     """Bad input (file, layer, value, config). The message is one line meant for the user."""
 
 
-def one_line(exc: BaseException) -> str:
-    """The user-facing line of an exception, also when a DataLoader worker re-raised it.
+def one_line(exc: BaseException, limit: int | None = None) -> str:
+    """The user-facing line of an exception (whitespace squashed, cut to ``limit`` characters), also when a
+    DataLoader worker re-raised it.
 
     PyTorch re-raises worker exceptions with the whole worker traceback as the message; the last line
     then reads ``spectralkd.errors.UserError: <message>``.
@@ -20,4 +21,5 @@ def one_line(exc: BaseException) -> str:
         last = text.splitlines()[-1]
         prefix = f"{type(exc).__module__}.{type(exc).__name__}: "
         text = last[len(prefix):] if last.startswith(prefix) else last.split(": ", 1)[-1]
-    return " ".join(text.split()) or type(exc).__name__
+    text = " ".join(text.split()) or type(exc).__name__
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"

@@ -62,7 +62,7 @@ def run_analyze(args) -> int:
     model = create_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint, model_kwargs=kwargs)
     data = args.data or default_data()
     out = Path(args.out or Path("runs") / f"analyze-{re.sub(r'[^A-Za-z0-9_.-]+', '_', args.model)}")
-    run = analyze_to_dir(
+    written = analyze_to_dir(
         model, args.model, data, out, num_images=args.num_images, batch_size=args.batch_size,
         input_size=args.input_size, indices=args.indices, names=names or None,
         data_overrides={"mean": args.mean, "std": args.std, "interpolation": args.interpolation,
@@ -70,11 +70,11 @@ def run_analyze(args) -> int:
         student_depth=args.student_depth, num_pairs=args.num_pairs, bins=args.bins, device=device,
         progress=not args.no_progress, skip_bad=args.skip_bad, workers=args.workers, split=args.split,
         settings={"model_kwargs": kwargs, "checkpoint": args.checkpoint, "pretrained": args.pretrained})
-    result, rec = run.result, run.recommended
+    result, rec = written.result, written.recommended
     skipped = f", {result.skipped} unreadable skipped" if result.skipped else ""
     print(f"analysed {len(result.layers)} layers of {args.model} on {result.num_images} images{skipped}")
     print("recommended pairs (student <- teacher): "
           + " ".join(f"{s}<-{t}" for s, t in zip(rec["student_ids"], rec["teacher_ids"])))
-    print(f"wrote {run.report} ({', '.join(sorted(p.name for p in run.files.values()))})")
+    print(f"wrote {written.report} ({', '.join(sorted(p.name for p in written.files.values()))})")
     sys.stdout.flush()
     return 0

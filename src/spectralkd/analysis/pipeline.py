@@ -18,7 +18,8 @@ from spectralkd.analysis.measures import AnalysisResult, analyze, make_loader
 
 
 @dataclass
-class AnalysisRun:
+class AnalysisOutput:
+    """What :func:`analyze_to_dir` computed and wrote."""
     result: AnalysisResult
     recommended: dict
     analysis: dict  # the analysis.json content
@@ -31,7 +32,7 @@ def analyze_to_dir(model: nn.Module, model_name: str, data, out: str | Path, *, 
                    indices: Sequence[int] | None = None, names: Sequence[str] | None = None,
                    student_depth: int | None = None, num_pairs: int | None = None, bins: int = 100,
                    device="cpu", progress: bool = True, skip_bad: bool = False, workers: int = 0,
-                   split: str = "val", settings: dict | None = None) -> AnalysisRun:
+                   split: str = "val", settings: dict | None = None) -> AnalysisOutput:
     """Analyse ``model`` on ``num_images`` images of ``data`` and write every output file into ``out``."""
     overrides = {k: v for k, v in (data_overrides or {}).items() if v is not None}
     loader, cfg, n_files = make_loader(model, data, num_images, batch_size, input_size, skip_bad, workers, split,
@@ -50,4 +51,4 @@ def analyze_to_dir(model: nn.Module, model_name: str, data, out: str | Path, *, 
     files = write_outputs(result, recommended, out)
     plots = write_plots(result, out, recommended["teacher_ids"])
     report = write_report(result, recommended, plots, out)
-    return AnalysisRun(result, recommended, analysis_dict(result, recommended), {**files, **plots}, report)
+    return AnalysisOutput(result, recommended, analysis_dict(result, recommended), {**files, **plots}, report)

@@ -1,10 +1,10 @@
 """report.html: one self-contained page (plots embedded as base64 PNG) that a person reads in a browser."""
 from __future__ import annotations
 
-import base64
 import html
 from pathlib import Path
 
+from spectralkd.analysis.html_page import embed_png, fmt as _fmt, page
 from spectralkd.analysis.outputs import unstructured_intensity
 from spectralkd.analysis.measures import AnalysisResult
 from spectralkd.runtime.io import atomic_write_text
@@ -35,19 +35,6 @@ MEASURES = [
 ]
 
 
-def embed_png(path: Path, alt: str) -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(alt)}</figcaption></figure>'
-
-
-def _fmt(v, digits=4) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.{digits}g}"
-    return html.escape(str(v))
-
-
 def render(result: AnalysisResult, recommended: dict, plots: dict[str, Path]) -> str:
     s = result.settings
     rows = []
@@ -63,16 +50,7 @@ def render(result: AnalysisResult, recommended: dict, plots: dict[str, Path]) ->
     measures = "".join(f"<dt>{t}</dt><dd>{d}</dd>" for t, d in MEASURES)
     figures = "".join(embed_png(p, name.replace(".png", "").replace("_", " ")) for name, p in plots.items())
     pairs = " ".join(f"{a}↔{b}" for a, b in zip(recommended.get("student_ids", []), recommended.get("teacher_ids", [])))
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>spectralkd analysis: {html.escape(result.model)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }}
-table {{ border-collapse: collapse; font-size: 0.9em; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
-tr.pick {{ background: #fff1dc; }} th {{ background: #f3f3f3; }}
-img {{ max-width: 100%; }} figure {{ margin: 1em 0; }} figcaption {{ color: #666; font-size: 0.85em; }}
-dt {{ font-weight: bold; margin-top: 0.6em; }} code {{ background: #f3f3f3; padding: 0 3px; }}
-</style></head><body>
-<h1>Spectral analysis of <code>{html.escape(result.model)}</code></h1>
+    body = f"""<h1>Spectral analysis of <code>{html.escape(result.model)}</code></h1>
 <p>{result.num_images} images analysed ({result.skipped} unreadable skipped); {len(result.layers)} of {result.depth}
 layers; activation range {result.value_range[0]:.4g} .. {result.value_range[1]:.4g}.</p>
 <h2>Recommended distillation pairs (student ↔ teacher)</h2>
@@ -89,10 +67,9 @@ Highlighted rows below. Use them with <code>distill.student_ids/teacher_ids: aut
 <h2>What the measures mean</h2>
 <dl>{measures}</dl>
 <h2>Settings</h2><ul>{settings}</ul>
-<p style="color:#666;font-size:0.85em">Written by spectralkd analyze. Files beside this page: analysis.json,
-details.json, layers.csv and the PNG plots.</p>
-</body></html>
-"""
+<p class="footer">Written by spectralkd analyze. Files beside this page: analysis.json,
+details.json, layers.csv and the PNG plots.</p>"""
+    return page(f"spectralkd analysis: {result.model}", body)
 
 
 def write_report(result: AnalysisResult, recommended: dict, plots: dict[str, Path], out: str | Path) -> Path:

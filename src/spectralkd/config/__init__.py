@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from spectralkd.errors import UserError
+from spectralkd.errors import UserError, one_line
 
 
 def _merge(base: dict, update: dict, where: str, schema: dict | None) -> dict:
@@ -60,7 +60,7 @@ def read_yaml(path: str | Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UserError(f"config file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
+        raise UserError(f"config file {path} is not valid YAML: {one_line(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

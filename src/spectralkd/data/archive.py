@@ -8,7 +8,7 @@ import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from spectralkd.errors import UserError
+from spectralkd.errors import UserError, one_line
 from spectralkd.paths import cache_dir
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
@@ -57,7 +57,7 @@ def extract_once(archive: Path, root: Path | None = None) -> Path:
                     _check_member(archive, member)
                 tar.extractall(tmp, members=members, filter="data")
         except (tarfile.TarError, EOFError, OSError) as exc:
-            raise UserError(f"archive {archive} cannot be read: {' '.join(str(exc).split())}") from None
+            raise UserError(f"archive {archive} cannot be read: {one_line(exc)}") from None
         try:
             os.replace(tmp, target)
         except OSError:

@@ -8,7 +8,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, default_collate
 
-from spectralkd.errors import UserError
+from spectralkd.errors import UserError, one_line
 
 
 def open_rgb(path: Path) -> Image.Image:
@@ -18,7 +18,7 @@ def open_rgb(path: Path) -> Image.Image:
             img.load()
             return img.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise UserError(f"cannot read image {path}: {' '.join(str(exc).split())[:160]} (use --skip-bad to skip such files)") from None
+        raise UserError(f"cannot read image {path}: {one_line(exc, 160)} (use --skip-bad to skip such files)") from None
 
 
 class ImageFiles(Dataset):

@@ -47,7 +47,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=_run_eval)
 
 
-def _run(command: str, args) -> int:
+def _train_command(command: str, args) -> int:
     from spectralkd.distill.trainer import train_classifier
 
     argv = [command]
@@ -62,11 +62,11 @@ def _run(command: str, args) -> int:
 
 
 def _run_train(args) -> int:
-    return _run("train", args)
+    return _train_command("train", args)
 
 
 def _run_distill(args) -> int:
-    return _run("distill", args)
+    return _train_command("distill", args)
 
 
 def _run_eval(args) -> int:

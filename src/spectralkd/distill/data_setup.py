@@ -31,18 +31,18 @@ def _pair(value, key: str) -> tuple[float, float]:
 
 
 def student_data_config(model: nn.Module, cfg: dict) -> dict:
-    d = cfg["data"]
-    return data_config(model, input_size=d["input_size"], mean=d["mean"], std=d["std"],
-                       interpolation=d["interpolation"], crop_pct=d["crop_pct"])
+    data_settings = cfg["data"]
+    return data_config(model, input_size=data_settings["input_size"], mean=data_settings["mean"], std=data_settings["std"],
+                       interpolation=data_settings["interpolation"], crop_pct=data_settings["crop_pct"])
 
 
-def train_transform(cfg: dict, dcfg: dict):
+def train_transform(cfg: dict, data_cfg: dict):
     a = cfg["aug"]
     return create_transform(
-        input_size=dcfg["input_size"], is_training=True, scale=_pair(a["scale"], "aug.scale"),
+        input_size=data_cfg["input_size"], is_training=True, scale=_pair(a["scale"], "aug.scale"),
         ratio=_pair(a["ratio"], "aug.ratio"), hflip=float(a["hflip"]), color_jitter=a["color_jitter"],
-        auto_augment=a["auto_augment"] or None, interpolation=dcfg.get("interpolation", "bicubic"),
-        mean=dcfg["mean"], std=dcfg["std"], re_prob=float(a["reprob"]), re_mode=a["remode"], re_count=int(a["recount"]),
+        auto_augment=a["auto_augment"] or None, interpolation=data_cfg.get("interpolation", "bicubic"),
+        mean=data_cfg["mean"], std=data_cfg["std"], re_prob=float(a["reprob"]), re_mode=a["remode"], re_count=int(a["recount"]),
     )
 
 
@@ -66,26 +66,26 @@ def interleaved_by_class(labels: list[int]) -> list[int]:
     return sorted(range(len(labels)), key=lambda i: (rank_in_class[i], labels[i]))
 
 
-def build_data(cfg: dict, data_path, dcfg: dict, rank: int = 0, world_size: int = 1) -> DataBundle:
+def build_data(cfg: dict, data_path, data_cfg: dict, rank: int = 0, world_size: int = 1) -> DataBundle:
     """Loaders over ``<data>/train`` and ``<data>/val``; the train sampler is reseeded per epoch via set_epoch."""
-    d = cfg["data"]
+    data_settings = cfg["data"]
     train_items, classes, _ = labelled_split(data_path, "train")
     val_items, val_classes, _ = labelled_split(data_path, "val")
     if val_classes != classes:
         raise UserError(f"data {data_path}: train and val class folders differ ({len(classes)} vs {len(val_classes)})")
     try:
-        batch = int(d["batch_size"])
-        workers = int(d["num_workers"])
+        batch = int(data_settings["batch_size"])
+        workers = int(data_settings["num_workers"])
     except (TypeError, ValueError):
         raise UserError("data.batch_size and data.num_workers must be integers") from None
     if batch < 1 or workers < 0:
         raise UserError(f"data.batch_size must be ≥ 1 and data.num_workers ≥ 0, got {batch} and {workers}")
-    eval_batch = int(d["eval_batch_size"] or 2 * batch)
-    train_set = ImageFiles(train_items, train_transform(cfg, dcfg))
-    val_set = ImageFiles(val_items, eval_transform(dcfg))
-    if d["repeated_aug"]:
+    eval_batch = int(data_settings["eval_batch_size"] or 2 * batch)
+    train_set = ImageFiles(train_items, train_transform(cfg, data_cfg))
+    val_set = ImageFiles(val_items, eval_transform(data_cfg))
+    if data_settings["repeated_aug"]:
         sampler = RepeatAugSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True,
-                                   num_repeats=int(d["num_repeats"]))
+                                   num_repeats=int(data_settings["num_repeats"]))
     else:
         sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True,
                                      seed=int(cfg["seed"]), drop_last=False)
@@ -94,11 +94,11 @@ def build_data(cfg: dict, data_path, dcfg: dict, rank: int = 0, world_size: int 
                         f"(data.batch_size={batch})")
     mixup = make_mixup(cfg, len(classes))
     train_loader = DataLoader(train_set, batch_size=batch, sampler=sampler, num_workers=workers,
-                              pin_memory=bool(d["pin_memory"]), drop_last=True)
+                              pin_memory=bool(data_settings["pin_memory"]), drop_last=True)
     # Each process evaluates a disjoint shard (no padding duplicates); counts are summed across processes. The
     # order interleaves the classes, so a capped evaluation (max_val_batches) sees every class, not the first few.
     order = interleaved_by_class([label for _, label in val_items])
     val_shard = Subset(val_set, order[rank::world_size])
     val_loader = DataLoader(val_shard, batch_size=eval_batch, shuffle=False, num_workers=workers,
-                            pin_memory=bool(d["pin_memory"]))
-    return DataBundle(train_loader, val_loader, sampler, classes, dcfg, len(train_set), len(val_set), mixup)
+                            pin_memory=bool(data_settings["pin_memory"]))
+    return DataBundle(train_loader, val_loader, sampler, classes, data_cfg, len(train_set), len(val_set), mixup)

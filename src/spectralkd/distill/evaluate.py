@@ -75,10 +75,10 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None, model_n
         raise UserError(f"model predicts {model.num_classes} classes but {folder} has {len(classes)}")
     # Preprocessing: the flags, else the model card, else timm's config at the size the model was built for.
     pre = {k: (overrides or {}).get(k) or card_data.get(k) for k in ("mean", "std", "interpolation", "crop_pct")}
-    dcfg = data_config(model, input_size=input_size or card_data.get("input_size"), **pre)
+    data_cfg = data_config(model, input_size=input_size or card_data.get("input_size"), **pre)
     dev = pick_device(device)
     model.to(dev)
-    loader = DataLoader(ImageFiles(items, eval_transform(dcfg)), batch_size=batch_size, num_workers=num_workers)
+    loader = DataLoader(ImageFiles(items, eval_transform(data_cfg)), batch_size=batch_size, num_workers=num_workers)
     result = evaluate(model, loader, dev, precision, progress=progress)
     result.update({"model": model_name, "checkpoint": str(checkpoint), "data": str(folder)})
     return result

@@ -12,9 +12,11 @@ Feature-loss variants (``distill.feature_loss``), all using the same channel ali
 
 * ``spectral`` — the published loss above.
 * ``feature_mse`` — plain MSE of the aligned maps. By Parseval, ``sum |rfft2(d)|²`` over the half spectrum is
-  ``(sum |d|² + the power in the self-conjugate columns) / 2``, and the half spectrum has ``H·(W//2+1)·2``
-  stacked values versus ``H·W`` pixels, so the spectral loss is about half of this one (exactly
-  ``W/(2·(W//2+1))`` times it plus the edge-column power).
+  ``(sum |d|² + P_edge) / 2`` (``P_edge``: the power in the self-conjugate columns, DC and, for even W, Nyquist),
+  and the half spectrum has ``H·(W//2+1)·2`` stacked values versus ``H·W`` pixels, so
+  ``spectral = feature_mse · W/(4·(W//2+1)) + P_edge/(4·H·(W//2+1))`` — the element-count factor is 0.4375 at
+  W = 14. The ratio is close to that factor only for spatially white differences; for smooth differences, whose
+  power sits in the DC column, the edge term is large (0.7–0.875× the feature MSE; 0.875 for a constant one).
 * ``magnitude`` — MSE of ``|rfft2|`` only (phase discarded: a spatially shifted map costs nothing).
 * ``band`` — the spectral loss with a per-frequency weight ``1 + strength·r`` (``high``) or ``1 + strength·(1−r)``
   (``low``), ``r`` the radial frequency scaled to [0, 1], weights normalised to mean 1 over the half spectrum so

@@ -6,7 +6,7 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3
 
-from spectralkd.errors import UserError
+from spectralkd.errors import UserError, one_line
 from spectralkd.runtime.checkpoint import load_weights
 from spectralkd.features import create_model, parse_model_kwargs
 
@@ -77,7 +77,7 @@ def build_optimizer(cfg: dict, model: nn.Module, lr: float):
         return create_optimizer_v2(model, opt=o["opt"], lr=lr, weight_decay=float(o["weight_decay"]),
                                    momentum=float(o["momentum"]))
     except (AssertionError, ValueError) as exc:
-        raise UserError(f"optim.opt '{o['opt']}' is not usable: {' '.join(str(exc).split())[:160]}") from None
+        raise UserError(f"optim.opt '{o['opt']}' is not usable: {one_line(exc, 160)}") from None
 
 
 def build_scheduler(cfg: dict, optimizer, steps_per_epoch: int):
@@ -88,7 +88,7 @@ def build_scheduler(cfg: dict, optimizer, steps_per_epoch: int):
             warmup_lr=float(s["warmup_lr"]), min_lr=float(s["min_lr"]), cooldown_epochs=int(s["cooldown_epochs"]),
             step_on_epochs=False, updates_per_epoch=steps_per_epoch)
     except (AssertionError, ValueError, TypeError) as exc:
-        raise UserError(f"sched.sched '{s['sched']}' is not usable: {' '.join(str(exc).split())[:160]}") from None
+        raise UserError(f"sched.sched '{s['sched']}' is not usable: {one_line(exc, 160)}") from None
     return scheduler
 
 

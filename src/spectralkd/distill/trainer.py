@@ -30,7 +30,7 @@ from spectralkd.distill.loop import ClassifierTraining, train_one_epoch
 from spectralkd.distill.losses import uses_feature_term
 from spectralkd.distill.pairs import resolve_pairs, validate_pairs
 from spectralkd.distill.task import SpectralKD
-from spectralkd.errors import UserError
+from spectralkd.errors import UserError, one_line
 from spectralkd.features import load_into, num_block_maps
 from spectralkd.runtime.distributed import DistEnv, barrier, cleanup, init_distributed
 from spectralkd.runtime.precision import check_precision, make_scaler
@@ -251,7 +251,7 @@ def restore(state: dict, t: ClassifierTraining, cfg: dict) -> dict:
         t.optimizer.load_state_dict(state["optimizer"])
         t.scaler.load_state_dict(state["scaler"])
     except (ValueError, KeyError, RuntimeError, TypeError) as exc:
-        raise UserError(f"{source}: optimizer state does not fit this config ({' '.join(str(exc).split())[:120]})") from None
+        raise UserError(f"{source}: optimizer state does not fit this config ({one_line(exc, 120)})") from None
     # timm schedulers are functions of the step; their state is only re-loaded when the length is unchanged, so
     # `--set epochs=N` can extend a run with a new cosine horizon.
     saved = state.get("scheduler")

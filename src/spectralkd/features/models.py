@@ -9,7 +9,7 @@ import timm
 import torch
 import torch.nn as nn
 
-from spectralkd.errors import UserError
+from spectralkd.errors import UserError, one_line
 from spectralkd.runtime.checkpoint import load_weights
 from spectralkd.runtime.checkpoint import load_torch_state
 
@@ -96,9 +96,9 @@ def create_model(name: str, pretrained: bool = False, checkpoint: str | Path | N
         raise UserError(f"model '{name}' does not accept these --model-kwargs {kwargs}: {exc}") from None
     except (RuntimeError, OSError, ValueError) as exc:
         if pretrained:
-            raise UserError(f"cannot fetch pretrained weights for '{name}' ({' '.join(str(exc).split())[:160]}); "
+            raise UserError(f"cannot fetch pretrained weights for '{name}' ({one_line(exc, 160)}); "
                             "without network access pass --checkpoint FILE") from None
-        raise UserError(f"cannot create model '{name}' with {kwargs}: {' '.join(str(exc).split())[:200]}") from None
+        raise UserError(f"cannot create model '{name}' with {kwargs}: {one_line(exc, 200)}") from None
     if checkpoint is not None:
         load_into(model, load_state_dict_file(checkpoint), str(checkpoint), strict=strict)
     return model

@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save as st_save
 
-from spectralkd.errors import UserError
+from spectralkd.errors import UserError, one_line
 from spectralkd.runtime.io import atomic_write, atomic_write_bytes, atomic_write_text
 
 
@@ -30,7 +30,7 @@ def load_torch_state(path: str | Path, map_location="cpu"):
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # corrupt, truncated, or holds objects outside the safe allow-list
-        reason = " ".join(str(exc).split())[:200]
+        reason = one_line(exc, 200)
         raise UserError(f"checkpoint {path} cannot be loaded safely (corrupt or not a weights-only file): {reason}") from None
 
 
@@ -56,30 +56,57 @@ def card_path(weights_path: str | Path) -> Path:
     return weights_path.with_name(weights_path.name + ".json")
 
 
+def embedded_card(path: str | Path) -> dict | None:
+    """The model card stored inside a safetensors file (``None`` when it has none or it is unreadable)."""
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata() or {}
+    try:
+        card = json.loads(meta["card"]) if "card" in meta else None
+    except json.JSONDecodeError:
+        return None
+    return card if isinstance(card, dict) else None
+
+
 def load_weights(path: str | Path) -> tuple[dict, dict]:
-    """(state_dict, card) from a safetensors file; the card from ``<path>.json`` or the file's metadata."""
+    """(state_dict, card) from a safetensors file.
+
+    The card embedded in the file is the one trusted: it was written atomically together with the weights, so it
+    always describes them. The sidecar ``<path>.json`` (a readable copy) is read only for files without an embedded
+    card, e.g. weights written by other tools with a card beside them.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"weights file {path} does not exist")
     try:
         state = load_file(str(path))
+        card = embedded_card(path)
     except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"weights file {path} is not a readable safetensors file: {' '.join(str(exc).split())[:200]}") from None
-    card: dict = {}
+        raise UserError(f"weights file {path} is not a readable safetensors file: {one_line(exc, 200)}") from None
     side = card_path(path)
-    if side.is_file():
+    if card is None and side.is_file():
         try:
             card = json.loads(side.read_text())
         except json.JSONDecodeError as exc:
             raise UserError(f"model card {side} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-    else:
-        from safetensors import safe_open
+    return state, card or {}
 
-        with safe_open(str(path), framework="pt") as handle:
-            meta = handle.metadata() or {}
-        if "card" in meta:
-            try:
-                card = json.loads(meta["card"])
-            except json.JSONDecodeError:
-                card = {}
-    return state, card
+
+def sync_card_sidecar(path: str | Path) -> bool:
+    """Rewrite ``<path>.json`` from the card embedded in ``path`` when the two differ (a kill between the two
+    atomic writes of :func:`save_weights` leaves the sidecar one step behind); True when it was rewritten."""
+    path = Path(path)
+    try:
+        card = embedded_card(path)
+    except (SafetensorError, OSError, ValueError):
+        return False
+    if card is None:
+        return False
+    side = card_path(path)
+    try:
+        current = json.loads(side.read_text()) if side.is_file() else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        current = None
+    if current == card:
+        return False
+    atomic_write_text(side, json.dumps(card, indent=2, sort_keys=False, default=str) + "\n")
+    return True

@@ -31,7 +31,7 @@ import torch
 import yaml
 
 from spectralkd.errors import UserError
-from spectralkd.runtime.checkpoint import atomic_torch_save, load_torch_state, save_weights
+from spectralkd.runtime.checkpoint import atomic_torch_save, load_torch_state, save_weights, sync_card_sidecar
 from spectralkd.runtime.distributed import DistEnv, all_reduce_sum, barrier, broadcast_object
 from spectralkd.runtime.io import atomic_write_text
 from spectralkd.runtime.runlog import JsonlLog
@@ -103,11 +103,9 @@ class RunLock:
         self.fd = fd
 
     def release(self) -> None:
+        # The file stays (removing it would race with a process that opened it and waits to lock it); an unlocked
+        # .lock file means nothing is training there.
         if self.fd is not None:
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
@@ -166,11 +164,21 @@ class Run:
     # ---- writing ----
     def start(self) -> "Run":
         """Lock the folder, clean up after a kill, save the config, trim the log to the resumed position."""
+        refused = None
         if self.env.is_main:
             self.path.mkdir(parents=True, exist_ok=True)
-            self.lock.acquire()
+            try:
+                self.lock.acquire()
+            except UserError as exc:
+                refused = str(exc)
+        refused = broadcast_object(refused)  # every process stops together when the folder is in use
+        if refused:
+            raise UserError(refused)
+        if self.env.is_main:
             for tmp in _temp_files(self.path):
                 tmp.unlink(missing_ok=True)
+            for weights in self.path.glob("*.safetensors"):
+                sync_card_sidecar(weights)
             if self.state is None:  # a new run, or one restarted before its first checkpoint: no old records
                 (self.path / LOG).unlink(missing_ok=True)
             write_config(self.cfg, self.path / CONFIG)

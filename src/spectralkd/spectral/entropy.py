@@ -19,6 +19,11 @@ position's offset (``position · (bins + 1)`` counting slots) is folded into the
 ``bincount`` counts all positions of the chunk; a position's entropy is ``log2 C - Σ_k n_k log2 n_k / C`` with
 ``n log2 n`` looked up in a table. Memory is bounded by the chunk size.
 If lo == hi numpy widens the range to ``[lo - 0.5, hi + 0.5]``; so does :func:`histogram_edges`.
+
+"Exact" means: the same bins as ``numpy.histogram`` on the same data, whose edges are in the data's dtype (float32
+for float32 maps). Bins are sensitive to the edges' precision: with edges computed in float64 instead, the few
+values within float32 rounding of an edge land in the neighbouring bin (3 of 451,584 N(0, 0.7²) float32 values at
+100 bins in a check with numpy), so implementations that differ only there agree to about 1e-5 of the values.
 """
 from __future__ import annotations
 

@@ -1,7 +1,19 @@
 """MDBN super-resolution: model, MATLAB bicubic, Y-channel metrics, SR data, tiled/tuned inference, training,
-branch analysis and spectral distillation. See docs/sr.md."""
-from spectralkd.sr.loading import load_mdbn, load_sr_model
-from spectralkd.sr.mdbn import MDBN, receptive_radius
-from spectralkd.sr.tiling import upscale
+branch analysis and spectral distillation. See docs/sr.md. Names load on first use (``spectralkd --help`` stays
+fast)."""
+from __future__ import annotations
 
-__all__ = ["MDBN", "load_mdbn", "load_sr_model", "receptive_radius", "upscale"]
+import importlib
+
+_API = {"MDBN": "spectralkd.sr.mdbn", "receptive_radius": "spectralkd.sr.mdbn", "load_mdbn": "spectralkd.sr.loading",
+        "load_sr_model": "spectralkd.sr.loading", "upscale": "spectralkd.sr.tiling"}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'spectralkd.sr' has no attribute {name!r}")

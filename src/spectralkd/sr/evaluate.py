@@ -18,23 +18,23 @@ Upscaler = Callable[[np.ndarray], np.ndarray]  # LR uint8 H×W×3 → SR uint8 s
 
 
 def bicubic_upscaler(scale: int) -> Upscaler:
-    def run(lr: np.ndarray) -> np.ndarray:
+    def upscale_bicubic(lr: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1).contiguous()
         return imresize_uint8(t, scale).permute(1, 2, 0).numpy()
 
-    return run
+    return upscale_bicubic
 
 
 def model_upscaler(model: nn.Module, tile: int | None = None, forward=None) -> Upscaler:
     """Runs ``model`` (or the tuned ``forward``) in inference mode; SR rounded to uint8 like BasicSR."""
     device = next(model.parameters()).device
 
-    def run(lr: np.ndarray) -> np.ndarray:
+    def upscale_with_model(lr: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             out = upscale(model, to_tensor(lr)[None].to(device), tile=tile, forward=forward)
         return to_uint8_image(out[0])
 
-    return run
+    return upscale_with_model
 
 
 def evaluate_set(upscaler: Upscaler, dataset: PairedSet, crop_border: int, max_images: int | None = None,

@@ -6,7 +6,7 @@ import contextlib
 import torch
 from torch import nn
 
-from spectralkd.errors import UserError
+from spectralkd.errors import UserError, one_line
 
 
 class Tuned:
@@ -24,7 +24,7 @@ class Tuned:
             try:
                 self.fn = torch.compile(self.model, dynamic=True)
             except Exception as exc:  # no compiler toolchain etc.
-                raise UserError(f"torch.compile is not available here: {' '.join(str(exc).split())[:160]}") from None
+                raise UserError(f"torch.compile is not available here: {one_line(exc, 160)}") from None
 
     def _autocast(self):
         if not self.bf16:

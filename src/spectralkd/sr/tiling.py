@@ -35,13 +35,13 @@ def upscale(model: nn.Module, lr: torch.Tensor, tile: int | None = None, overlap
     may differ from the untiled output. ``forward`` replaces ``model(x)`` (e.g. a tuned/compiled callable).
     Runs under the caller's grad mode; wrap in ``torch.inference_mode()`` for inference.
     """
-    run = forward or model
+    forward_fn = forward or model
     squeeze = lr.ndim == 3
     x = lr.unsqueeze(0) if squeeze else lr
     if x.ndim != 4:
         raise UserError(f"upscale expects a C×H×W or B×C×H×W tensor, got shape {tuple(lr.shape)}")
     if tile is None:
-        out = run(x)
+        out = forward_fn(x)
         return out.squeeze(0) if squeeze else out
     tile = int(tile)
     if tile < 1:
@@ -61,7 +61,7 @@ def upscale(model: nn.Module, lr: torch.Tensor, tile: int | None = None, overlap
             y1, x1 = min(y + tile, h), min(x0 + tile, w)
             iy0, ix0 = max(0, y - overlap), max(0, x0 - overlap)
             iy1, ix1 = min(h, y1 + overlap), min(w, x1 + overlap)
-            piece = run(x[:, :, iy0:iy1, ix0:ix1])
+            piece = forward_fn(x[:, :, iy0:iy1, ix0:ix1])
             if out is None:
                 out = piece.new_empty((b, piece.shape[1], h * s, w * s))
             oy, ox = (y - iy0) * s, (x0 - ix0) * s

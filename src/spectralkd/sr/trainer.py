@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from spectralkd.config import run_config
 from spectralkd.config.sr import RESUME_MUTABLE, defaults
-from spectralkd.errors import UserError
+from spectralkd.errors import UserError, one_line
 from spectralkd.paths import shared_path
 from spectralkd.runtime.distributed import DistEnv, all_reduce_sum, barrier, broadcast_object, cleanup, init_distributed
 from spectralkd.runtime.precision import autocast_ctx
@@ -193,7 +193,7 @@ def restore(state: dict, t: SRTraining) -> dict:
         if t.ema is not None:
             t.ema.module.load_state_dict(state["ema"])
     except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
-        raise UserError(f"last.pt does not fit this config ({' '.join(str(exc).split())[:160]})") from None
+        raise UserError(f"last.pt does not fit this config ({one_line(exc, 160)})") from None
     set_rng_states(state["rng"])  # training data does not use it (seeded by seed/pass/index); dropout-free
     return dict(state["best"])
 

@@ -16,10 +16,10 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=64, metavar="B")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.set_defaults(func=run)
+    p.set_defaults(func=handle)
 
 
-def run(args) -> int:
+def handle(args) -> int:
     from spectralkd.analysis.compare.pipeline import run_compare
     from spectralkd.runtime.device import pick_device
     from spectralkd.errors import UserError

@@ -49,11 +49,11 @@ def analyze_run(run_dir: Path, out: Path, num_images: int, batch_size: int, devi
     data = data_info.get("path")
     data = default_data() if data in (None, "", "None") else data
     overrides = {k: data_info.get(k) for k in ("mean", "std", "interpolation", "crop_pct")}
-    run = analyze_to_dir(model, card["model"], data, out, num_images=num_images, batch_size=batch_size,
+    written = analyze_to_dir(model, card["model"], data, out, num_images=num_images, batch_size=batch_size,
                          input_size=data_info.get("input_size"), data_overrides=overrides, device=device,
                          progress=progress, settings={"run_dir": str(run_dir), "weights": str(best),
                                                       "val_top1": card.get("top1")})
-    analysis = dict(run.analysis)
+    analysis = dict(written.analysis)
     pairs = _run_pairs(card)
     if pairs:
         analysis["pairs"] = pairs

@@ -5,12 +5,8 @@ import html
 import json
 from pathlib import Path
 
-from spectralkd.analysis.report import embed_png
+from spectralkd.analysis.html_page import embed_png, fmt, page
 from spectralkd.runtime.io import atomic_write_text
-
-
-def _f(v, digits: int = 3) -> str:
-    return "–" if v is None else f"{v:.{digits}g}" if isinstance(v, float) else html.escape(str(v))
 
 
 def render(result: dict, plots: dict[str, Path]) -> str:
@@ -21,24 +17,16 @@ def render(result: dict, plots: dict[str, Path]) -> str:
         d = s["intensity_distance"]
         rows.append(
             f"<tr><td>{html.escape(s['label'])}</td><td>{html.escape(str(s['model']))}</td><td>{s['depth']}</td>"
-            + "".join(f"<td>{_f(m[k]['correlation'])}</td>" for k in ("intensity", "rms", "entropy", "high_freq_ratio"))
-            + f"<td>{_f(m['intensity']['mean_distance'])}</td><td>{_f(m['intensity']['relative_distance'])}</td>"
-            f"<td>{_f(d['aligned'])}</td><td>{_f(d['not_aligned'])}</td><td>{html.escape(s['pairs_source'])}</td></tr>")
+            + "".join(f"<td>{fmt(m[k]['correlation'], 3)}</td>" for k in ("intensity", "rms", "entropy", "high_freq_ratio"))
+            + f"<td>{fmt(m['intensity']['mean_distance'], 3)}</td><td>{fmt(m['intensity']['relative_distance'], 3)}</td>"
+            f"<td>{fmt(d['aligned'], 3)}</td><td>{fmt(d['not_aligned'], 3)}</td><td>{html.escape(s['pairs_source'])}</td></tr>")
     spectra = []
     for s in result["students"]:
         for p in s["spectra"]:
             spectra.append(f"<tr><td>{html.escape(s['label'])}</td><td>{p['student_layer']}</td><td>{p['teacher_layer']}</td>"
-                           f"<td>{_f(p['correlation'])}</td><td>{_f(p['mean_distance'])}</td></tr>")
+                           f"<td>{fmt(p['correlation'], 3)}</td><td>{fmt(p['mean_distance'], 3)}</td></tr>")
     figures = "".join(embed_png(p, caption) for caption, p in plots.items())
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>spectralkd compare: {html.escape(teacher['label'])}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto; padding: 0 1em; color: #222; }}
-table {{ border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0 1.5em; }}
-td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }} th {{ background: #f3f3f3; }}
-img {{ max-width: 100%; }} figcaption {{ color: #666; font-size: 0.85em; }}
-</style></head><body>
-<h1>Distillation dynamics: teacher <code>{html.escape(teacher['label'])}</code> ({html.escape(str(teacher['model']))},
+    body = f"""<h1>Distillation dynamics: teacher <code>{html.escape(teacher['label'])}</code> ({html.escape(str(teacher['model']))},
 {teacher['depth']} layers)</h1>
 <p>Every curve is placed at relative depth i/(L−1). Correlations are Pearson correlations of each student's curve with
 the teacher's after both are resampled to a common grid (1 = the same shape); distances are mean absolute differences
@@ -57,9 +45,8 @@ over <em>its own</em> global value range (the paper's definition), so compare en
 <p>Spectra resampled to 64 normalised channel frequencies over the range both cover (0 to 0.5 − 1/C of the narrower); correlation of shape and mean absolute distance.</p>
 <table><tr><th>student</th><th>student layer</th><th>teacher layer</th><th>correlation</th><th>mean distance</th></tr>
 {''.join(spectra)}</table>
-<p style="color:#666;font-size:0.85em">Written by spectralkd compare; numbers in compare.json beside this page.</p>
-</body></html>
-"""
+<p class="footer">Written by spectralkd compare; numbers in compare.json beside this page.</p>"""
+    return page(f"spectralkd compare: {teacher['label']}", body, width=1150)
 
 
 def write_compare(result: dict, plots: dict[str, Path], out: Path) -> tuple[Path, Path]:
