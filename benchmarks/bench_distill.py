@@ -22,10 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from spectralkd.distill.losses import spectral_alignment_loss
-from spectralkd.distill.loop import ClassifierTraining, train_one_epoch
+from spectralkd.distill.loop import ClassifierTraining, SharedTeacher, Student, train_one_epoch
 from spectralkd.distill.task import SpectralKD
 from spectralkd.runtime.distributed import DistEnv
 from spectralkd.runtime.progress import Progress
+from spectralkd.runtime.rng import RngStream
 from spectralkd.runtime.run import Run
 from spectralkd.features import create_model
 
@@ -103,7 +104,7 @@ RUN = Run(Path("."), {}, DistEnv(), None, "epoch")  # never started: only its no
 
 def one_epoch(parts: ClassifierTraining, data) -> dict:
     with Progress(parts.steps_per_epoch, "bench", bar=False) as progress:
-        return train_one_epoch(RUN, parts, data, 0, progress)
+        return train_one_epoch([Student("", RUN, parts, {}, rng=RngStream(0))], data, 0, progress)[0]
 
 
 def bench_step(rounds: int, steps: int, batch: int) -> None:
@@ -133,6 +134,59 @@ def bench_step(rounds: int, steps: int, batch: int) -> None:
     print(f"SpectralKD img/s bf16 / fp32: {best['spectralkd bf16'] / best['spectralkd fp32']:.2f}x")
 
 
+COHORT = {  # the study's students: loss, feature term weight
+    "spectralkd": ("spectral", 0.2), "feature_mse": ("feature_mse", 0.2), "magnitude": ("magnitude", 0.2),
+    "logit_kd": ("spectral", 0.0),
+}
+
+
+def make_student(feature_loss: str, w_fft: float, teacher, steps: int, precision: str) -> ClassifierTraining:
+    parts = make_parts(w_fft, precision, teacher, 0, steps)
+    parts.task.loss_fn.feature_loss = feature_loss
+    return parts
+
+
+def bench_cohort(rounds: int, steps: int, batch: int, precision: str = "bf16") -> None:
+    """A cohort of the study's 4 students (one data stream, one teacher pass per batch) against the same 4 students
+    trained one after the other, each with its own teacher pass: img/s per student, side by side in one run."""
+    teacher = create_model(TEACHER[0], model_kwargs=TEACHER[1]).eval().requires_grad_(False)
+    g = torch.Generator().manual_seed(1)
+    data = TensorBatches([(torch.randn(batch, 3, 32, 32, generator=g), torch.randint(0, 10, (batch,), generator=g))
+                          for _ in range(steps)])
+
+    def students():
+        return [Student(name, RUN, make_student(loss, w, teacher, steps, precision), {}, rng=RngStream(0))
+                for name, (loss, w) in COHORT.items()]
+
+    def cohort_round() -> float:
+        members = students()
+        shared = SharedTeacher(members)
+        start = time.perf_counter()
+        with Progress(steps, "bench", bar=False) as progress:
+            train_one_epoch(members, data, 0, progress, shared)
+        return time.perf_counter() - start
+
+    def solo_round() -> float:
+        total = 0.0
+        for member in students():
+            start = time.perf_counter()
+            with Progress(steps, "bench", bar=False) as progress:
+                train_one_epoch([member], data, 0, progress)
+            total += time.perf_counter() - start
+        return total
+
+    cohort_round(), solo_round()  # warm-up
+    cohort_t, solo_t = [], []
+    for _ in range(rounds):
+        cohort_t.append(cohort_round())
+        solo_t.append(solo_round())
+    images = steps * batch * len(COHORT)
+    c, s = min(cohort_t), min(solo_t)
+    print(f"cohort of {len(COHORT)} students ({', '.join(COHORT)}), CIFAR recipe batch {batch}, {precision}: "
+          f"{images / len(COHORT) / c:.0f} img/s per student vs {images / len(COHORT) / s:.0f} trained one by one "
+          f"→ {s / c:.2f}x (goal ≥ 1.6; medians {statistics.median(solo_t) / statistics.median(cohort_t):.2f}x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
@@ -140,12 +194,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run of this script)")
+    parser.add_argument("--only", choices=("loss", "step", "cohort"), help="run one part only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rounds = 2 if args.quick else args.rounds
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    bench_loss(rounds, 1 if args.quick else 3)
-    bench_step(rounds, 2 if args.quick else args.steps, args.batch)
+    steps = 2 if args.quick else args.steps
+    if args.only in (None, "loss"):
+        bench_loss(rounds, 1 if args.quick else 3)
+    if args.only in (None, "step"):
+        bench_step(rounds, steps, args.batch)
+    if args.only in (None, "cohort"):
+        bench_cohort(max(1, rounds // 2), steps, args.batch)
 
 
 if __name__ == "__main__":

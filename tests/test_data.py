@@ -97,3 +97,22 @@ def test_default_synthetic_cached(monkeypatch, tmp_path):
     monkeypatch.setenv("SPECTRALKD_CACHE", str(tmp_path))
     root = synthetic_imagefolder(train_per_class=2, val_per_class=1)
     assert root.parent == tmp_path and synthetic_imagefolder(train_per_class=2, val_per_class=1) == root
+
+
+def test_holdout_split_is_class_balanced_disjoint_and_seeded():
+    from pathlib import Path
+
+    from spectralkd.data import holdout_split
+    from spectralkd.errors import UserError
+
+    items = [(Path(f"{c}/{i}.png"), c) for c in range(3) for i in range(10)]
+    rest, held = holdout_split(items, 7, seed=1)
+    assert len(held) == 7 and len(rest) == 23 and not set(held) & set(rest)
+    assert sorted(c for _, c in held) == [0, 0, 0, 1, 1, 2, 2]  # 7 = 3 classes × 2 + 1 extra for class 0
+    assert holdout_split(items, 7, seed=1) == (rest, held)
+    assert holdout_split(items, 7, seed=2)[1] != held
+    assert [it for it in items if it in set(rest)] == rest  # input order kept
+    with pytest.raises(UserError, match="data.holdout=30 must be between 1 and 29"):
+        holdout_split(items, 30)
+    with pytest.raises(UserError, match="asks 10 images of class 0, which has 10"):
+        holdout_split(items, 28)

@@ -90,3 +90,19 @@ def test_capped_validation_sees_every_class():
     order = interleaved_by_class(labels)
     assert sorted(order) == list(range(12))
     assert [labels[i] for i in order[:6]] == [0, 1, 2, 0, 1, 2]
+
+
+def test_holdout_protocol_validates_on_held_out_train_images_and_tests_once(tmp_path, synthetic_root):
+    from conftest import run_cli
+
+    out = tmp_path / "run"
+    code, _, err = run_cli("distill", "--config", REPO_ROOT / "configs" / "smoke" / "distill.yaml", "--data",
+                           synthetic_root, "--out", out, "--set", "epochs=2", "--set", "max_steps_per_epoch=2",
+                           "--set", "data.holdout=30")
+    assert code == 0, err
+    assert "170 train / 30 held-out val / 50 test images" in err
+    log = read_jsonl(out / "log.jsonl")
+    assert "test_top1" not in log[0] and log[1]["test_images"] == 50  # the test split, once, after the last epoch
+    assert 0 <= log[1]["test_top1"] <= 100 and log[1]["test_weights"] == "model"
+    _, card = load_weights(out / "best.safetensors")
+    assert card["data"]["num_train"] == 170 and card["data"]["num_val"] == 30 and card["data"]["holdout"] == 30

@@ -68,6 +68,15 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
+def merge_config(cfg: dict, update: dict, defaults: dict, where: str = "") -> dict:
+    """``cfg`` with the nested ``update`` merged in, unknown keys refused like a config file's (``where`` prefixes
+    the message, e.g. the cohort student it came from)."""
+    try:
+        return _merge(cfg, update, "", defaults)
+    except UserError as exc:
+        raise UserError(f"{where}{exc}") from None
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None, defaults: dict | None = None) -> dict:
     """Defaults ← file ← overrides. With ``defaults`` given, unknown keys raise :class:`UserError`."""
     defaults = defaults or {}
@@ -92,17 +101,18 @@ def run_config(command: str, config: str | Path | None, overrides: list[str] | N
     if resume is None:
         if config is None and require_config:
             raise UserError(f"spectralkd {command} needs --config FILE.yaml (or --resume RUN_DIR)")
-        return _set_values(load_config(config, overrides, defaults), values), None
+        return set_values(load_config(config, overrides, defaults), values), None
     if config is not None:
         raise UserError("--resume continues a run with its saved config.yaml; change keys with --set, not --config")
     saved_path = Path(resume) / "config.yaml"
     if not saved_path.is_file():
         raise UserError(f"--resume {resume}: not a run directory (it has no config.yaml)")
     saved = load_config(saved_path, [], defaults)
-    return _set_values(load_config(saved_path, overrides, defaults), values), saved
+    return set_values(load_config(saved_path, overrides, defaults), values), saved
 
 
-def _set_values(cfg: dict, values: dict | None) -> dict:
+def set_values(cfg: dict, values: dict | None) -> dict:
+    """Set dotted keys to the given values as they are (``None`` values are skipped); returns ``cfg``."""
     for dotted, value in (values or {}).items():
         if value is None:
             continue

@@ -47,6 +47,10 @@ DEFAULTS: dict = {
         "repeated_aug": False,    # timm RepeatAugSampler
         "num_repeats": 3,
         "pin_memory": False,
+        "holdout": 0,             # > 0: hold out this many training images (class-balanced) as the validation split
+                                  # that chooses epochs; the test split is then evaluated once, after the last epoch
+        "holdout_seed": 0,        # which images are held out (independent of the training seed)
+        "test_split": "val",      # the folder evaluated once at the end when holdout > 0
     },
     "aug": {
         "scale": [0.08, 1.0],

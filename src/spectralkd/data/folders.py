@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from spectralkd.data.archive import extract_once, is_archive
 from spectralkd.errors import UserError
 
@@ -88,3 +90,28 @@ def analysis_images(data: str | Path, split: str = "val") -> list[Path]:
     if not files:
         raise UserError(f"no images found in {folder} (looked for {', '.join(IMAGE_SUFFIXES)})")
     return files
+
+
+def holdout_split(items: list[tuple[Path, int]], count: int, seed: int = 0) -> tuple[list, list]:
+    """(rest, held out): ``count`` items held out for validation, class-balanced (every class gives
+    ``count // classes`` items, the first ``count % classes`` classes one more), chosen by a permutation seeded with
+    ``seed`` per class, so the split depends only on the file list, ``count`` and ``seed``. Both lists keep the
+    input order."""
+    by_class: dict[int, list[int]] = {}
+    for i, (_, label) in enumerate(items):
+        by_class.setdefault(label, []).append(i)
+    labels = sorted(by_class)
+    if not 0 < count < len(items):
+        raise UserError(f"data.holdout={count} must be between 1 and {len(items) - 1} (the training split has "
+                        f"{len(items)} images)")
+    base, extra = divmod(count, len(labels))
+    held: set[int] = set()
+    for k, label in enumerate(labels):
+        want = base + (1 if k < extra else 0)
+        members = by_class[label]
+        if want > len(members) - 1:
+            raise UserError(f"data.holdout={count} asks {want} images of class {label}, which has {len(members)} "
+                            "(at least one must stay for training)")
+        order = np.random.default_rng([int(seed), int(label)]).permutation(len(members))
+        held.update(members[j] for j in order[:want])
+    return [it for i, it in enumerate(items) if i not in held], [it for i, it in enumerate(items) if i in held]

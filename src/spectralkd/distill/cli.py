@@ -12,7 +12,11 @@ def _add_run_args(parser) -> None:
     parser.add_argument("--data", metavar="PATH", help="ImageFolder root or .tar/.tar.gz with train/ and val/ "
                         "(default: config data.path, else the shared CIFAR-10, else the generated set)")
     parser.add_argument("--out", metavar="RUN_DIR", help="run directory (default: config out, else runs/<command>-<time>)")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR (extend with --set epochs=N)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run (or cohort) in RUN_DIR (extend with --set epochs=N)")
+    parser.add_argument("--cohort", metavar="COHORT.yaml",
+                        help="train several students on one data stream and one teacher pass per batch: a list of "
+                        "named config overrides (cohort: [{name: spec, distill: {...}}, ...]); each student gets "
+                        "its own run folder OUT/<name>")
 
 
 def register(subparsers) -> None:
@@ -48,16 +52,22 @@ def register(subparsers) -> None:
 
 
 def _train_command(command: str, args) -> int:
+    from spectralkd.distill.cohort import is_cohort_dir, train_cohort
     from spectralkd.distill.trainer import train_classifier
 
     argv = [command]
-    for flag, value in (("--config", args.config), ("--resume", args.resume), ("--data", args.data), ("--out", args.out)):
+    for flag, value in (("--config", args.config), ("--cohort", args.cohort), ("--resume", args.resume),
+                        ("--data", args.data), ("--out", args.out)):
         if value is not None:
             argv += [flag, str(value)]
     for item in args.overrides:
         argv += ["--set", item]
-    train_classifier(command, config=args.config, overrides=args.overrides, resume=args.resume, data=args.data, out=args.out,
-        argv=argv)
+    if args.cohort is not None or (args.resume is not None and is_cohort_dir(args.resume)):
+        train_cohort(command, config=args.config, cohort=args.cohort, overrides=args.overrides, resume=args.resume,
+                     data=args.data, out=args.out, argv=argv)
+    else:
+        train_classifier(command, config=args.config, overrides=args.overrides, resume=args.resume, data=args.data,
+                         out=args.out, argv=argv)
     return 0
 
 

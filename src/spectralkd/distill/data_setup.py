@@ -8,7 +8,7 @@ from timm.data import Mixup, create_transform
 from timm.data.distributed_sampler import RepeatAugSampler
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from spectralkd.data import ImageFiles, data_config, eval_transform, labelled_split
+from spectralkd.data import ImageFiles, data_config, eval_transform, holdout_split, labelled_split
 from spectralkd.errors import UserError
 
 
@@ -22,6 +22,8 @@ class DataBundle:
     num_train: int
     num_val: int
     mixup: Mixup | None = None
+    test_loader: DataLoader | None = None  # with data.holdout > 0: the test split, evaluated once at the end
+    num_test: int = 0
 
 
 def _pair(value, key: str) -> tuple[float, float]:
@@ -66,13 +68,32 @@ def interleaved_by_class(labels: list[int]) -> list[int]:
     return sorted(range(len(labels)), key=lambda i: (rank_in_class[i], labels[i]))
 
 
+def _eval_loader(items: list, data_cfg: dict, batch: int, workers: int, pin: bool, rank: int, world_size: int):
+    """Each process evaluates a disjoint shard (no padding duplicates; counts are summed across processes). The order
+    interleaves the classes, so a capped evaluation (max_val_batches) sees every class, not the first few."""
+    order = interleaved_by_class([label for _, label in items])
+    shard = Subset(ImageFiles(items, eval_transform(data_cfg)), order[rank::world_size])
+    return DataLoader(shard, batch_size=batch, shuffle=False, num_workers=workers, pin_memory=pin)
+
+
 def build_data(cfg: dict, data_path, data_cfg: dict, rank: int = 0, world_size: int = 1) -> DataBundle:
-    """Loaders over ``<data>/train`` and ``<data>/val``; the train sampler is reseeded per epoch via set_epoch."""
+    """Loaders over ``<data>/train`` and ``<data>/val``; the train sampler is reseeded per epoch via set_epoch.
+
+    With ``data.holdout = N > 0`` the validation split is N class-balanced images held out of ``train`` (they are not
+    trained on) and ``<data>/<data.test_split>`` becomes the test split, evaluated once after the last epoch.
+    """
     data_settings = cfg["data"]
     train_items, classes, _ = labelled_split(data_path, "train")
-    val_items, val_classes, _ = labelled_split(data_path, "val")
-    if val_classes != classes:
-        raise UserError(f"data {data_path}: train and val class folders differ ({len(classes)} vs {len(val_classes)})")
+    holdout = int(data_settings["holdout"] or 0)
+    other_split = data_settings["test_split"] if holdout else "val"
+    other_items, other_classes, _ = labelled_split(data_path, other_split)
+    if other_classes != classes:
+        raise UserError(f"data {data_path}: train and {other_split} class folders differ ({len(classes)} vs "
+                        f"{len(other_classes)})")
+    if holdout:
+        train_items, val_items = holdout_split(train_items, holdout, int(data_settings["holdout_seed"]))
+    else:
+        val_items = other_items
     try:
         batch = int(data_settings["batch_size"])
         workers = int(data_settings["num_workers"])
@@ -82,7 +103,6 @@ def build_data(cfg: dict, data_path, data_cfg: dict, rank: int = 0, world_size: 
         raise UserError(f"data.batch_size must be ≥ 1 and data.num_workers ≥ 0, got {batch} and {workers}")
     eval_batch = int(data_settings["eval_batch_size"] or 2 * batch)
     train_set = ImageFiles(train_items, train_transform(cfg, data_cfg))
-    val_set = ImageFiles(val_items, eval_transform(data_cfg))
     if data_settings["repeated_aug"]:
         sampler = RepeatAugSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True,
                                    num_repeats=int(data_settings["num_repeats"]))
@@ -92,13 +112,10 @@ def build_data(cfg: dict, data_path, data_cfg: dict, rank: int = 0, world_size: 
     if len(sampler) < batch:
         raise UserError(f"data {data_path}: {len(sampler)} training images per process is fewer than one batch "
                         f"(data.batch_size={batch})")
-    mixup = make_mixup(cfg, len(classes))
-    train_loader = DataLoader(train_set, batch_size=batch, sampler=sampler, num_workers=workers,
-                              pin_memory=bool(data_settings["pin_memory"]), drop_last=True)
-    # Each process evaluates a disjoint shard (no padding duplicates); counts are summed across processes. The
-    # order interleaves the classes, so a capped evaluation (max_val_batches) sees every class, not the first few.
-    order = interleaved_by_class([label for _, label in val_items])
-    val_shard = Subset(val_set, order[rank::world_size])
-    val_loader = DataLoader(val_shard, batch_size=eval_batch, shuffle=False, num_workers=workers,
-                            pin_memory=bool(data_settings["pin_memory"]))
-    return DataBundle(train_loader, val_loader, sampler, classes, data_cfg, len(train_set), len(val_set), mixup)
+    pin = bool(data_settings["pin_memory"])
+    train_loader = DataLoader(train_set, batch_size=batch, sampler=sampler, num_workers=workers, pin_memory=pin,
+                              drop_last=True)
+    val_loader = _eval_loader(val_items, data_cfg, eval_batch, workers, pin, rank, world_size)
+    test_loader = _eval_loader(other_items, data_cfg, eval_batch, workers, pin, rank, world_size) if holdout else None
+    return DataBundle(train_loader, val_loader, sampler, classes, data_cfg, len(train_set), len(val_items),
+                      make_mixup(cfg, len(classes)), test_loader, len(other_items) if holdout else 0)

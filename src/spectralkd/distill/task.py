@@ -185,14 +185,16 @@ class SpectralKD(TrainingTask):
             return getattr(self, "eval_model_ema", getattr(self, "trainable_module_ema", None))
         return getattr(self, "eval_model", self.student)
 
-    def forward(self, images: torch.Tensor, targets: torch.Tensor) -> dict:
+    def forward(self, images: torch.Tensor, targets: torch.Tensor, teacher_out: tuple | None = None) -> dict:
+        """``teacher_out``: the teacher's ``(logits, maps at teacher_layers)`` when the caller computed them already
+        (one teacher pass shared by a cohort of students); by default the task runs its teacher itself."""
         logits, student_maps = self.trainable_module(images)
         kd_logits = None
         if isinstance(logits, (tuple, list)):  # distillation-token student in training: (class head, dist head)
             logits, kd_logits = logits
         teacher_logits, teacher_maps = None, []
         if self.teacher is not None:
-            teacher_logits, teacher_maps = self.teacher(images)
+            teacher_logits, teacher_maps = teacher_out if teacher_out is not None else self.teacher(images)
         with torch.autocast(device_type=images.device.type, enabled=False):
             loss, parts = self.loss_fn(logits, targets, teacher_logits, student_maps, teacher_maps, kd_logits=kd_logits)
         output = logits if kd_logits is None else (logits + kd_logits) / 2

@@ -35,3 +35,36 @@ def set_rng_states(states: dict) -> None:
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class RngStream:
+    """A private torch RNG stream (CPU, and CUDA when available): ``with stream:`` swaps it in for the block and
+    keeps where it got to, so what runs inside (a model's dropout / drop-path) neither consumes nor depends on the
+    global stream (the data pipeline's). One stream per student makes a student's training independent of what else
+    runs in the same process (a cohort of students, or none)."""
+
+    def __init__(self, seed: int):
+        generator = torch.Generator().manual_seed(int(seed))
+        self.cpu = generator.get_state()
+        self.cuda = None
+        if torch.cuda.is_available():
+            saved = torch.cuda.get_rng_state_all()
+            torch.cuda.manual_seed_all(int(seed))
+            self.cuda = torch.cuda.get_rng_state_all()
+            torch.cuda.set_rng_state_all(saved)
+        self._outside = None
+
+    def __enter__(self) -> "RngStream":
+        self._outside = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if self.cuda is not None else None)
+        torch.set_rng_state(self.cpu)
+        if self.cuda is not None:
+            torch.cuda.set_rng_state_all(self.cuda)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cpu = torch.get_rng_state()
+        torch.set_rng_state(self._outside[0])
+        if self.cuda is not None:
+            self.cuda = torch.cuda.get_rng_state_all()
+            torch.cuda.set_rng_state_all(self._outside[1])
+        self._outside = None
