@@ -320,7 +320,9 @@ def main() -> int:
               "student_budget": student_budget(run_record(f"{runs[0]['variant']}-s{runs[0]['seed']}")) if runs else None,
               "runs": runs, "summary": summary(runs), "dynamics": dynamics, "dynamics_by_seed": by_seed,
               "commands": commands(previous)}
-    (RESULTS / f"{STUDY}.json").write_text(json.dumps(result, indent=1) + "\n")
+    path = RESULTS / f"{STUDY}.json"
+    kept = {k: v for k, v in (json.loads(path.read_text()) if path.is_file() else {}).items() if k not in result}
+    path.write_text(json.dumps({**result, **kept}, indent=1) + "\n")  # keys of cifar10_kd_v2.py are kept
     if runs:
         plot_curves(runs, lambda r: run_record(f"{r['variant']}-s{r['seed']}") / "log.jsonl", card["top1"],
                     ROOT / "docs" / "assets" / f"{STUDY}_top1.png")

@@ -100,3 +100,37 @@ def test_commands_keep_every_session_and_put_this_one_last(monkeypatch):
         "python benchmarks/cifar10_kd.py --seeds 0 1", this]
     assert study.commands({"commands": [this, "b"]}) == ["b", this]
     assert study.commands({}) == [this]
+
+
+def _v2():
+    spec = importlib.util.spec_from_file_location("cifar10_kd_v2", REPO_ROOT / "benchmarks" / "cifar10_kd_v2.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_v2_paired_difference_and_t_interval_by_hand():
+    v2 = _v2()
+    rows = [{"variant": v, "seed": s, "test_top1": x} for v, s, x in [
+        ("a", 0, 60.0), ("b", 0, 59.0), ("a", 1, 61.0), ("b", 1, 59.0), ("a", 2, 60.5), ("b", 2, 60.5),
+        ("b", 3, 50.0)]]  # seed 3 has no 'a': not paired
+    p = v2.paired(rows, "a", "b")
+    # diffs 1, 2, 0: mean 1, sd 1, n 3 → half-width t(0.975, 2)·1/√3 = 4.303/1.732 = 2.484
+    assert p["n"] == 3 and p["diffs"] == [1.0, 2.0, 0.0] and p["mean"] == 1.0 and p["sd"] == 1.0
+    assert p["ci95"] == [round(1 - 4.303 / 3 ** 0.5, 3), round(1 + 4.303 / 3 ** 0.5, 3)] and p["a_wins"] == 2
+    assert v2.paired(rows[:2], "a", "b") is None  # one seed: no interval
+
+
+def test_v2_cohorts_load_into_valid_recipes():
+    from spectralkd.config import merge_config
+    from spectralkd.distill.cohort import read_cohort
+
+    base = load_config(v2_base := _v2().BASE, [], defaults())
+    assert base["data"]["holdout"] == 5000 and base["epochs"] == 3 and v2_base.is_file()
+    for path in _v2().COHORTS.values():
+        for member in read_cohort(path):
+            cfg = merge_config(base, {k: v for k, v in member.items() if k != "name"}, defaults())
+            assert cfg["distill"]["student_ids"] == [0, 1, 4, 5] and cfg["distill"]["teacher_ids"] == [0, 1, 10, 11]
+    names = [m["name"] for m in read_cohort(_v2().COHORTS["full"])]
+    assert names == ["logit_kd", "spectralkd", "feature_mse", "feature_mse_matched", "magnitude", "band_low",
+                     "band_high"]

@@ -18,6 +18,10 @@ def register(subparsers) -> None:
     p.add_argument("--data", metavar="PATH", help="image folder or .tar/.tar.gz of one; its val/ split when present "
                    "(default: the shared CIFAR-10 if present, else a generated image set)")
     p.add_argument("--split", default="val", help="split folder to use when the data has one (default: val)")
+    p.add_argument("--holdout", type=int, metavar="N", help="analyse the N training images that a run with "
+                   "data.holdout=N holds out as its validation split (instead of --split), e.g. to choose layer pairs "
+                   "without looking at the test split")
+    p.add_argument("--holdout-seed", type=int, default=0, metavar="S", help="data.holdout_seed of that run (default: 0)")
     p.add_argument("--num-images", type=int, default=256, metavar="N",
                    help="images to analyse, spread evenly over the sorted files (default: 256)")
     p.add_argument("--batch-size", type=int, default=32, metavar="B")
@@ -69,6 +73,7 @@ def run_analyze(args) -> int:
                         "crop_pct": args.crop_pct},
         student_depth=args.student_depth, num_pairs=args.num_pairs, bins=args.bins, device=device,
         progress=not args.no_progress, skip_bad=args.skip_bad, workers=args.workers, split=args.split,
+        holdout=(args.holdout, args.holdout_seed) if args.holdout else None,
         settings={"model_kwargs": kwargs, "checkpoint": args.checkpoint, "pretrained": args.pretrained})
     result, rec = written.result, written.recommended
     skipped = f", {result.skipped} unreadable skipped" if result.skipped else ""

@@ -18,7 +18,9 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from spectralkd.data import ImageFiles, analysis_images, collate_skip_bad, data_config, eval_transform
+from spectralkd.data import (
+    ImageFiles, analysis_images, collate_skip_bad, data_config, eval_transform, holdout_split, labelled_split,
+)
 from spectralkd.errors import UserError
 from spectralkd.features import block_maps, module_maps, num_block_maps, resolve_indices
 from spectralkd.spectral import LayerMeasures, RunningMeasures
@@ -76,12 +78,20 @@ def pick_images(files: list[Path], num_images: int | None) -> list[Path]:
 
 def make_loader(model: nn.Module, data: str | Path, num_images: int | None = None, batch_size: int = 32,
                 input_size: int | None = None, skip_bad: bool = False, workers: int = 0, split: str = "val",
-                **overrides) -> tuple[DataLoader, dict, int]:
-    """(loader of ``(images, labels, n_dropped)``, the data config used, number of files)."""
+                holdout: tuple[int, int] | None = None, **overrides) -> tuple[DataLoader, dict, int]:
+    """(loader of ``(images, labels, n_dropped)``, the data config used, number of files).
+
+    ``holdout=(N, seed)``: the images a training run with ``data.holdout=N``, ``data.holdout_seed=seed`` holds out
+    of ``train`` as its validation split (so a teacher is analysed on validation, not test, images).
+    """
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     cfg = data_config(model, input_size=input_size, **overrides)
-    files = pick_images(analysis_images(data, split), num_images)
+    if holdout:
+        _, held = holdout_split(labelled_split(data, "train")[0], int(holdout[0]), int(holdout[1]))
+        files = pick_images(sorted(path for path, _ in held), num_images)
+    else:
+        files = pick_images(analysis_images(data, split), num_images)
     dataset = ImageFiles(files, eval_transform(cfg), skip_bad=skip_bad)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
                         collate_fn=collate_skip_bad)

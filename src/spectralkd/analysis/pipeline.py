@@ -32,12 +32,13 @@ def analyze_to_dir(model: nn.Module, model_name: str, data, out: str | Path, *, 
                    indices: Sequence[int] | None = None, names: Sequence[str] | None = None,
                    student_depth: int | None = None, num_pairs: int | None = None, bins: int = 100,
                    device="cpu", progress: bool = True, skip_bad: bool = False, workers: int = 0,
-                   split: str = "val", settings: dict | None = None) -> AnalysisOutput:
+                   split: str = "val", holdout: tuple[int, int] | None = None,
+                   settings: dict | None = None) -> AnalysisOutput:
     """Analyse ``model`` on ``num_images`` images of ``data`` and write every output file into ``out``."""
     overrides = {k: v for k, v in (data_overrides or {}).items() if v is not None}
     loader, cfg, n_files = make_loader(model, data, num_images, batch_size, input_size, skip_bad, workers, split,
-                                       **overrides)
-    info = {"data": str(data), "split": split, "images_requested": num_images, "files_used": n_files,
+                                       holdout, **overrides)
+    info = {"data": str(data), "split": f"train, held out ({holdout[0]} images, seed {holdout[1]})" if holdout else split, "images_requested": num_images, "files_used": n_files,
             "input_size": list(cfg["input_size"]), "mean": list(cfg["mean"]), "std": list(cfg["std"]),
             "interpolation": cfg.get("interpolation"), "crop_pct": cfg.get("crop_pct"),
             "crop_mode": cfg.get("crop_mode"), "batch_size": batch_size, "device": str(device),
