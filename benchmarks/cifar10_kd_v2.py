@@ -9,7 +9,7 @@ official 10,000) is evaluated once per run, after its last epoch, with the weigh
 
 Design. Every seed is one cohort (``spectralkd distill --cohort``): all variants of a seed see identical batches
 and one teacher pass, so differences between variants of a seed are paired. Seeds 0-2 train all seven variants
-(configs/cifar10/study_v2_cohort.yaml), seeds 3-4 the three main ones (study_v2_cohort_core.yaml).
+(configs/cifar10/cohorts/study_v2.yaml), seeds 3-4 the three main ones (cohorts/study_v2_core.yaml).
 
 Resumable: a cohort folder under runs/cifar10_kd_v2/ is continued with --resume; finished students' configs and
 logs are copied to benchmarks/results/cifar10_kd_v2/seed<S>/<variant>/ and the report is rebuilt from those copies,
@@ -39,8 +39,8 @@ RUNS = ROOT / "runs" / "cifar10_kd_v2"
 RESULTS = ROOT / "benchmarks" / "results"
 STUDY = RESULTS / "cifar10_kd_v2"
 BASE = ROOT / "configs" / "cifar10" / "study_v2_base.yaml"
-COHORTS = {"full": ROOT / "configs" / "cifar10" / "study_v2_cohort.yaml",
-           "core": ROOT / "configs" / "cifar10" / "study_v2_cohort_core.yaml"}
+COHORTS = {"full": ROOT / "configs" / "cifar10" / "cohorts" / "study_v2.yaml",
+           "core": ROOT / "configs" / "cifar10" / "cohorts" / "study_v2_core.yaml"}
 SEEDS = {0: "full", 1: "full", 2: "full", 3: "core", 4: "core"}
 DATA = ROOT.parent / "shared" / "data" / "cifar10-jpg.tar.gz"
 PAIRS = [("spectralkd", "logit_kd"), ("feature_mse", "spectralkd"), ("feature_mse_matched", "spectralkd"),
