@@ -18,6 +18,7 @@ DEFAULTS: dict = {
     "out": None,                  # run directory; null → runs/<command>-<time>
     "progress": True,             # tqdm progress bar (rank 0)
     "threads": None,              # torch.set_num_threads per process; null = torch's default
+    "compile": False,             # torch.compile the student (training and evaluation) and the teacher forward
     "model": {                    # the student (or the model trained by `spectralkd train`)
         "name": None,
         "kwargs": {},
@@ -104,7 +105,7 @@ DEFAULTS: dict = {
 }
 
 # Keys that may differ between a run and its resumption; any other change is refused.
-RESUME_MUTABLE = ("epochs", "stop_after_epoch", "device", "threads", "progress", "max_val_batches", "data.num_workers", "data.path",
+RESUME_MUTABLE = ("epochs", "stop_after_epoch", "device", "threads", "progress", "compile", "max_val_batches", "data.num_workers", "data.path",
                   "data.eval_batch_size", "data.pin_memory", "out")
 
 

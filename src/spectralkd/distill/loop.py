@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
+from timm.utils.model import unwrap_model
 
 from spectralkd.distill.task import SpectralKD, TeacherForward
 from spectralkd.runtime.distributed import all_reduce_sum
@@ -54,11 +55,13 @@ class Student:
 class SharedTeacher:
     """One teacher pass per batch for a cohort: logits and the maps at the union of the students' teacher layers."""
 
-    def __init__(self, students: list[Student]):
+    def __init__(self, students: list[Student], compile: bool = False):
         tasks = [s.training.task for s in students]
         first = next(t for t in tasks if t.teacher is not None)
         self.layers = sorted({layer for t in tasks for layer in t.teacher_layers}, key=str)
-        self.forward = TeacherForward(first.teacher.net.model, self.layers or None, first.teacher.renorm)
+        self.forward = TeacherForward(unwrap_model(first.teacher.net).model, self.layers or None, first.teacher.renorm)
+        if compile:
+            self.forward.net = torch.compile(self.forward.net)
 
     def __call__(self, images: torch.Tensor) -> dict:
         logits, maps = self.forward(images)

@@ -149,7 +149,7 @@ class SpectralKD(TrainingTask):
 
     @property
     def teacher_layers(self) -> list:
-        return self.teacher.net.layers if self.teacher is not None else []
+        return unwrap_model(self.teacher.net).layers if self.teacher is not None else []
 
     def train(self, mode: bool = True) -> "SpectralKD":
         super().train(mode)
@@ -163,6 +163,15 @@ class SpectralKD(TrainingTask):
 
         self.trainable_module = DistributedDataParallel(self.trainable_module, device_ids=device_ids, **ddp_kwargs)
         return self
+
+    def compile(self, backend: str = "inductor", mode: str | None = None, **compile_kwargs) -> nn.Module:
+        """``torch.compile`` the student's training forward (with its map taps), its evaluation forward and the
+        teacher's forward; call before :meth:`prepare_distributed`. Returns the compiled evaluation model."""
+        self.trainable_module = torch.compile(self.trainable_module, backend=backend, mode=mode, **compile_kwargs)
+        self.eval_model = torch.compile(self.student, backend=backend, mode=mode, **compile_kwargs)
+        if self.teacher is not None:
+            self.teacher.net = torch.compile(self.teacher.net, backend=backend, mode=mode, **compile_kwargs)
+        return self.eval_model
 
     def setup_ema(self, decay: float = 0.9999, use_warmup: bool = False, device: torch.device | None = None,
                   **kwargs) -> nn.Module:

@@ -140,7 +140,8 @@ def build_students(command: str, names: list[str], runs: list[Run], env: DistEnv
                                              warn=env.is_main and not students))
         best = restore(run.state, training, run.cfg) if run.state else {"top1": None, "epoch": None}
         students.append(Student(name, run, training, _card(run.cfg, kwargs, training, data), best))
-    shared = SharedTeacher(students) if len(students) > 1 and teacher is not None else None
+    shared = SharedTeacher(students, compile=bool(first.get("compile"))) \
+        if len(students) > 1 and teacher is not None else None
     return students, data, shared
 
 
@@ -148,6 +149,8 @@ def build_training(cfg: dict, env: DistEnv, student: nn.Module, data: DataBundle
                    task: SpectralKD) -> ClassifierTraining:
     """Optimizer, scheduler, scaler and EMA of one student around its task (moved to the device, DDP-wrapped)."""
     task.to(env.device)
+    if cfg.get("compile"):
+        task.compile()
     if env.distributed:
         task.prepare_distributed(device_ids=[env.device.index] if env.device.type == "cuda" else None)
     steps = len(data.train_loader)
@@ -268,8 +271,8 @@ def finish_epoch(s: Student, data: DataBundle, record: dict, epoch: int, epochs:
 def _validate(t: ClassifierTraining, loader, cfg: dict, record: dict, bar: bool) -> tuple:
     """Evaluate the student (and its EMA) into ``record``; the better of the two is the epoch's candidate:
     (``"model"`` or ``"ema"``, top-1, top-5, its module)."""
-    student = t.task.student
-    val = evaluate(student, loader, t.device, t.precision, cfg["max_val_batches"], bar, desc="val")
+    student = t.task.student  # saved as it is; evaluated through the task's (possibly compiled) evaluation model
+    val = evaluate(t.task.get_eval_model(), loader, t.device, t.precision, cfg["max_val_batches"], bar, desc="val")
     record.update({"val_top1": val["top1"], "val_top5": val["top5"], "val_loss": val["loss"]})
     candidates = [("model", val["top1"], val["top5"], student)]
     if t.ema is not None:
