@@ -2,8 +2,9 @@
 
 ``auto`` reads the ``"recommended": {"student_ids": [...], "teacher_ids": [...]}`` entry of an ``analysis.json``
 written by ``spectralkd analyze`` (run on the teacher with ``--student-depth`` set to the student's depth).
-Validation runs one tiny forward of both models and checks that every pair has equal H×W, so a bad pairing fails
-with one line before any training time is spent.
+Validation runs one tiny forward of both models and checks that every pair has equal H×W (or, with spatial
+alignment ``fourier``/``interpolate``, that both maps are at least 1×1), so a bad pairing fails with one line before
+any training time is spent.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import torch.nn as nn
 from spectralkd.errors import UserError
 from spectralkd.analysis.outputs import load_analysis
 from spectralkd.analysis.recommend import pairs_from_analysis
+from spectralkd.distill.losses import check_spatial
 from spectralkd.features import block_maps, resolve_indices
 
 
@@ -76,8 +78,11 @@ def resolve_pairs(student_ids, teacher_ids, analysis: str | Path | None,
 
 
 def validate_pairs(student: nn.Module, teacher: nn.Module, student_ids: Sequence[int], teacher_ids: Sequence[int],
-                   input_size: int, device: torch.device | str = "cpu") -> list[tuple[tuple, tuple]]:
-    """One 1-image forward of both models; every pair must have equal H×W. Returns the (student, teacher) shapes."""
+                   input_size: int, device: torch.device | str = "cpu",
+                   spatial: str = "strict") -> list[tuple[tuple, tuple]]:
+    """One 1-image forward of both models; every pair must have equal H×W (``spatial="strict"``) or, with
+    ``fourier``/``interpolate``, B×C×H×W maps of at least 1×1 on both sides. Returns the (student, teacher) shapes."""
+    check_spatial(spatial)
     x = torch.zeros(1, 3, input_size, input_size, device=device)
     was_training = student.training
     student.eval()
@@ -89,8 +94,13 @@ def validate_pairs(student: nn.Module, teacher: nn.Module, student_ids: Sequence
         student.train(was_training)
     shapes = []
     for si, ti, a, b in zip(student_ids, teacher_ids, sm, tm):
-        if a.shape[-2:] != b.shape[-2:]:
+        if a.dim() != 4 or b.dim() != 4 or min(a.shape[-2:]) < 1 or min(b.shape[-2:]) < 1:
             raise UserError(f"layer pair student {si} ↔ teacher {ti} cannot be aligned: student map "
-                            f"{tuple(a.shape[1:])} vs teacher map {tuple(b.shape[1:])} (C×H×W) differ in H×W")
+                            f"{tuple(a.shape[1:])} vs teacher map {tuple(b.shape[1:])} are not both C×H×W maps of at "
+                            "least 1×1")
+        if a.shape[-2:] != b.shape[-2:] and spatial == "strict":
+            raise UserError(f"layer pair student {si} ↔ teacher {ti} cannot be aligned: student map "
+                            f"{tuple(a.shape[1:])} vs teacher map {tuple(b.shape[1:])} (C×H×W) differ in H×W; "
+                            "set distill.spatial_align: fourier to compare them on their common frequencies")
         shapes.append((tuple(a.shape[1:]), tuple(b.shape[1:])))
     return shapes

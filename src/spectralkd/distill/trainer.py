@@ -135,7 +135,7 @@ def _run(command, cfg, resume_dir, state, env, argv) -> dict:
     base = base_criterion(cfg, bundle)
     criterion = SpectralKDLoss(base, mode=d["mode"] if distill else "none", alpha=float(d["alpha"]), tau=float(d["tau"]),
                                beta=float(d["beta"]), w_fft=float(d["w_fft"]), feature_loss=d["feature_loss"],
-                               band_emphasis=d["band_emphasis"], band_strength=float(d["band_strength"]))
+                               band_emphasis=d["band_emphasis"], band_strength=float(d["band_strength"]), spatial=d["spatial_align"])
     teacher_fwd, s_ids, t_ids = None, None, None
     if distill:
         if d["mode"] == "none":
@@ -144,7 +144,7 @@ def _run(command, cfg, resume_dir, state, env, argv) -> dict:
         if criterion.uses_features:
             s_ids, t_ids = resolve_pairs(d["student_ids"], d["teacher_ids"], d["analysis"],
                                          num_block_maps(student), num_block_maps(teacher))
-            validate_pairs(student, teacher, s_ids, t_ids, dcfg["input_size"][-1])
+            validate_pairs(student, teacher, s_ids, t_ids, dcfg["input_size"][-1], spatial=d["spatial_align"])
         renorm = model_setup.teacher_input(dcfg["mean"], dcfg["std"], t_mean, t_std, cfg["teacher"]["name"], warn=main)
         teacher_fwd = model_setup.TeacherForward(teacher, t_ids, renorm).to(device)
     student.to(device)
