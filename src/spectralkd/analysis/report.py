@@ -7,6 +7,7 @@ from pathlib import Path
 
 from spectralkd.analysis.outputs import unstructured_intensity
 from spectralkd.analysis.measures import AnalysisResult
+from spectralkd.analysis.recommend import describe_pairs
 from spectralkd.runtime.io import atomic_write_text
 
 MEASURES = [
@@ -62,7 +63,7 @@ def render(result: AnalysisResult, recommended: dict, plots: dict[str, Path]) ->
     settings = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in s.items())
     measures = "".join(f"<dt>{t}</dt><dd>{d}</dd>" for t, d in MEASURES)
     figures = "".join(embed_png(p, name.replace(".png", "").replace("_", " ")) for name, p in plots.items())
-    pairs = " ".join(f"{a}↔{b}" for a, b in zip(recommended.get("student_ids", []), recommended.get("teacher_ids", [])))
+    pairs = describe_pairs(recommended).replace(" <- ", "↔")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>spectralkd analysis: {html.escape(result.model)}</title>
 <style>
@@ -77,7 +78,10 @@ dt {{ font-weight: bold; margin-top: 0.6em; }} code {{ background: #f3f3f3; padd
 layers; activation range {result.value_range[0]:.4g} .. {result.value_range[1]:.4g}.</p>
 <h2>Recommended distillation pairs (student ↔ teacher)</h2>
 <p><code>{html.escape(pairs) or "–"}</code> — the highest-intensity teacher layers, those in the first half mapped to
-the student's first layers and those in the second half to its last layers (stage models: stage by stage).
+the student's first layers and those in the second half to its last layers (stage models: stage by stage; across
+architectures: each teacher layer to the student layer at the same relative depth; rule used:
+<code>{html.escape(str(recommended.get("rule", "–")))}</code>). Sizes are C×H×W; pairs whose H×W differ need
+<code>distill.spatial_align: fourier</code>.
 Highlighted rows below. Use them with <code>distill.student_ids/teacher_ids: auto</code> and this analysis.json.</p>
 <h2>Plots</h2>
 {figures}
