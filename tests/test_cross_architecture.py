@@ -67,7 +67,8 @@ def test_recommendation_across_architectures_shows_sizes():
     deit = create_model("deit_tiny_patch16_224", model_kwargs=DEIT)
     with torch.no_grad():
         t_maps = block_maps(regnet, torch.randn(2, 3, 32, 32))
-    layers = [{"index": i, "shape": list(m.shape[1:]), "intensity": float(m.abs().mean())} for i, m in enumerate(t_maps)]
+    layers = [{"index": i, "shape": list(m.shape[1:]), "intensity": float(m.abs().mean())}
+              for i, m in enumerate(t_maps)]
     s_shapes = student_map_shapes(deit, 32)
     assert s_shapes == [[32, 4, 4]] * 6
     rec = recommend_from_layers(layers, 6, 3, student_shapes=s_shapes)
@@ -132,7 +133,8 @@ def test_resnet_teacher_distils_deit_student_end_to_end(tmp_path, synthetic_root
     cfg["distill"].update(student_ids=[0, 1], teacher_ids=[1, 2], spatial_align="fourier")
     path = tmp_path / "resnet_teacher.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    code, _, err = run_cli("distill", "--config", str(path), "--data", str(synthetic_root), "--out", str(tmp_path / "r"))
+    code, _, err = run_cli("distill", "--config", str(path), "--data", str(synthetic_root),
+                           "--out", str(tmp_path / "r"))
     assert code == 0, err
     (record,) = read_jsonl(tmp_path / "r" / "log.jsonl")
     assert record["loss_fft"] > 0 and record["loss_kd"] > 0

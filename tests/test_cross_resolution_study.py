@@ -30,7 +30,8 @@ def _flat(d, prefix=""):
 
 
 def test_variants_share_the_budget_and_differ_only_in_the_distillation():
-    cfgs = {v: _flat(load_config(REPO_ROOT / config, ["seed=1"], defaults())) for v, (_, config) in study.VARIANTS.items()}
+    cfgs = {v: _flat(load_config(REPO_ROOT / config, ["seed=1"], defaults()))
+            for v, (_, config) in study.VARIANTS.items()}
     base = cfgs["none"]
     assert base["model.kwargs.patch_size"] == 8 and base["epochs"] == 8  # 4×4 student maps, the 8-epoch budget
     for v, cfg in cfgs.items():

@@ -295,6 +295,7 @@ class SpectralKDLoss(nn.Module):
 
 
 __all__ = [
-    "MODES", "FEATURE_LOSSES", "SPATIAL_ALIGN", "check_spatial", "common_size", "resample_to", "pool_channels", "align_channels", "band_weights", "feature_alignment_loss",
+    "MODES", "FEATURE_LOSSES", "SPATIAL_ALIGN", "check_spatial", "common_size", "resample_to", "pool_channels",
+    "align_channels", "band_weights", "feature_alignment_loss",
     "spectral_alignment_loss", "logit_kd_loss", "SpectralKDLoss",
 ]

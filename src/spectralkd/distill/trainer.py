@@ -135,7 +135,8 @@ def _run(command, cfg, resume_dir, state, env, argv) -> dict:
     base = base_criterion(cfg, bundle)
     criterion = SpectralKDLoss(base, mode=d["mode"] if distill else "none", alpha=float(d["alpha"]), tau=float(d["tau"]),
                                beta=float(d["beta"]), w_fft=float(d["w_fft"]), feature_loss=d["feature_loss"],
-                               band_emphasis=d["band_emphasis"], band_strength=float(d["band_strength"]), spatial=d["spatial_align"])
+                               band_emphasis=d["band_emphasis"], band_strength=float(d["band_strength"]),
+                               spatial=d["spatial_align"])
     teacher_fwd, s_ids, t_ids = None, None, None
     if distill:
         if d["mode"] == "none":

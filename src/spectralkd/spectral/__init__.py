@@ -19,5 +19,6 @@ from spectralkd.spectral.stats import energy_ranks, rms, svd_rank
 __all__ = [
     "channel_spectrum", "frequency_intensity", "channel_entropy", "histogram_edges", "value_range",
     "LayerMeasures", "RunningMeasures", "measure_all", "curve_correlation", "mean_layer_distance",
-    "resample_curve", "fourier_resample", "fourier_resample_spectrum", "high_frequency_ratio", "radial_power_spectrum", "energy_ranks", "rms", "svd_rank",
+    "resample_curve", "fourier_resample", "fourier_resample_spectrum", "high_frequency_ratio",
+    "radial_power_spectrum", "energy_ranks", "rms", "svd_rank",
 ]

@@ -47,7 +47,8 @@ def _fold_half_axis(x: torch.Tensor, big_w: int, w: int) -> torch.Tensor:
         return keep
     col = x[..., w // 2]  # ...×H: coefficients at (k_y, +w/2)
     h = col.shape[-1]
-    mirror = col.conj().index_select(-1, (-torch.arange(h, device=col.device)) % h)  # (k_y, −w/2) = conj(−k_y, +w/2)
+    # the coefficient at (k_y, −w/2) is conj of the stored one at (−k_y, +w/2)
+    mirror = col.conj().index_select(-1, (-torch.arange(h, device=col.device)) % h)
     return torch.cat([keep[..., :-1], (col + mirror).unsqueeze(-1)], dim=-1)
 
 
