@@ -143,3 +143,51 @@ def test_resnet_teacher_distils_deit_student_end_to_end(tmp_path, synthetic_root
     code, _, err = run_cli("distill", "--config", str(path), "--set", "distill.spatial_align=strict",
                            "--data", str(synthetic_root), "--out", str(tmp_path / "s"))
     assert code == 2 and "distill.spatial_align: fourier" in err and not (tmp_path / "s").exists()
+
+
+def test_distill_pairs_by_module_names(tmp_path, synthetic_root):
+    """Any sub-module as a layer: a ResNet's inner block and a DeiT block named, maps by forward hooks."""
+    from spectralkd.distill.pairs import resolve_pairs
+    from spectralkd.features import MapsAndLogits
+
+    teacher = create_model("resnet10t", model_kwargs={"num_classes": 10}).eval()
+    with pytest.raises(UserError, match="1 ids but distill.teacher_ids has 2"):
+        resolve_pairs([0], "layer1.0 layer2", None, 6, num_block_maps(teacher))
+    s, t = resolve_pairs([0, -1], ["layer1.0", "layer2"], None, 6, num_block_maps(teacher))
+    assert (s, t) == ([0, 5], ["layer1.0", "layer2"])
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        logits, maps = MapsAndLogits(teacher, t)(x)
+        assert torch.allclose(logits, teacher(x), atol=1e-5)
+        # layer2 is stage 2 of block_maps; layer1.0 (the only block of layer1) equals stage 1
+        assert torch.allclose(maps[1], block_maps(teacher, x, [2])[0], atol=1e-6)
+        assert torch.allclose(maps[0], block_maps(teacher, x, [1])[0], atol=1e-6)
+    student = create_model("deit_tiny_patch16_224", model_kwargs=DEIT)
+    shapes = validate_pairs(student, teacher, s, t, 32, spatial="fourier")
+    assert shapes == [((32, 4, 4), (64, 8, 8)), ((32, 4, 4), (128, 4, 4))]
+    with pytest.raises(UserError, match="module 'layer9' is not in ResNet"):
+        MapsAndLogits(teacher, ["layer9"])
+    with pytest.raises(UserError, match="must be a list of integers, of module names, or 'auto'"):
+        resolve_pairs([0], "1 layer2", None, 6, 5)
+    # end to end through the trainer, with the teacher's layers named
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / "smoke" / "distill.yaml").read_text())
+    cfg["teacher"] = {"name": "resnet10t", "kwargs": {"num_classes": 10}, "mean": [0.5, 0.5, 0.5],
+                      "std": [0.25, 0.25, 0.25]}
+    cfg["max_steps_per_epoch"] = 2
+    cfg["distill"].update(student_ids=[0, 1], teacher_ids=["layer1.0", "layer2"], spatial_align="fourier")
+    path = tmp_path / "named.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    code, _, err = run_cli("distill", "--config", str(path), "--data", str(synthetic_root),
+                           "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    assert "teacher ['layer1.0', 'layer2']" in err
+    (record,) = read_jsonl(tmp_path / "r" / "log.jsonl")
+    assert record["loss_fft"] > 0
+
+
+def test_compare_ignores_pairs_given_as_module_names():
+    from spectralkd.analysis.compare.pipeline import _run_pairs
+
+    assert _run_pairs({"pairs": {"student_ids": [0, 1], "teacher_ids": ["layer1.0", "layer2"]}}) is None
+    assert _run_pairs({"pairs": {"student_ids": [0, 1], "teacher_ids": [1, 2]}}) == {"student_ids": [0, 1],
+                                                                                    "teacher_ids": [1, 2]}

@@ -138,19 +138,41 @@ def module_maps(model: nn.Module, images: torch.Tensor, names: Sequence[str], nh
     return (output, maps) if with_output else maps
 
 
+def is_module_names(ids) -> bool:
+    """Layer ids given as module names (``["layer2", "layer3.1"]``) rather than block/stage indices."""
+    return isinstance(ids, (list, tuple)) and bool(ids) and all(isinstance(i, str) for i in ids)
+
+
+def take_maps(model: nn.Module, images: torch.Tensor, ids: Sequence[int] | Sequence[str]) -> list[torch.Tensor]:
+    """Maps at block/stage indices (``block_maps``) or at named modules (``module_maps``), one forward."""
+    return module_maps(model, images, list(ids)) if is_module_names(ids) else block_maps(model, images, ids)
+
+
 class MapsAndLogits(nn.Module):
-    """Wraps a timm model so one ``forward`` returns ``(logits, maps at indices)``.
+    """Wraps a model so one ``forward`` returns ``(logits, maps)``: maps at block/stage ``indices`` of a timm model
+    (``forward_intermediates``), or at named modules of any ``nn.Module`` (forward hooks) when ``indices`` are
+    module names.
 
     Wrap this (not the bare model) in DDP so gradient synchronisation sees the whole forward.
     """
 
-    def __init__(self, model: nn.Module, indices: Sequence[int] | None):
+    def __init__(self, model: nn.Module, indices: Sequence[int] | Sequence[str] | None):
         super().__init__()
         self.model = model
-        self.indices = resolve_indices(indices, num_block_maps(model)) if indices is not None else None
+        if is_module_names(indices):
+            known = dict(_base(model).named_modules())
+            missing = [n for n in indices if n not in known]
+            if missing:
+                raise UserError(f"module '{missing[0]}' is not in {type(_base(model)).__name__}; module names look "
+                                f"like: {', '.join(list(known)[1:8])}, ...")
+            self.indices = list(indices)
+        else:
+            self.indices = resolve_indices(indices, num_block_maps(model)) if indices is not None else None
 
     def forward(self, images: torch.Tensor):
         if not self.indices:
             return self.model(images), []
+        if is_module_names(self.indices):
+            return module_maps(self.model, images, self.indices, with_output=True)
         final, maps = intermediates_and_final(self.model, images, self.indices)
         return self.model.forward_head(final), maps
