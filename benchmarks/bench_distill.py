@@ -8,8 +8,10 @@
    tensors: SpectralKD vs logit-KD-only (w_fft 0) step time, target ratio ≤ 1.10; and img/s with bf16 autocast
    vs fp32. Variants are interleaved round by round; ratios use the best (minimum) time of each, the statistic
    least disturbed by other jobs on a shared machine (medians are printed too).
+3. ``--alignment``: the spectral loss with spatial alignment, 8 pairs, B=64, student 192 ch 14×14 ← teacher 384 ch
+   28×28 (``fourier`` and ``interpolate``) against the same teacher at 14×14 (``strict``, the published loss).
 
-    python benchmarks/bench_distill.py [--threads 1] [--rounds 8] [--steps 2] [--quick]
+    python benchmarks/bench_distill.py [--threads 1] [--rounds 8] [--steps 2] [--quick] [--alignment]
 """
 from __future__ import annotations
 
@@ -72,6 +74,34 @@ def bench_loss(rounds: int, repeats: int) -> None:
     print(f"spectral loss fwd+bwd, 8 pairs B=64 192←384 ch 14x14: spectralkd {mo * 1e3:.1f} ms, "
           f"per-pair loop {mr * 1e3:.1f} ms, ratio {mo / mr:.2f}x (target ≤ 1.0; medians "
           f"{statistics.median(ours) * 1e3:.1f} / {statistics.median(ref) * 1e3:.1f} ms)  [values agree: {a:.6f}]")
+
+
+def bench_alignment(rounds: int, repeats: int) -> None:
+    g = torch.Generator().manual_seed(0)
+    s_maps = [torch.randn(64, 192, 14, 14, generator=g).requires_grad_() for _ in range(8)]
+    same = [torch.randn(64, 384, 14, 14, generator=g) for _ in range(8)]
+    big = [torch.randn(64, 384, 28, 28, generator=g) for _ in range(8)]
+    cases = {"strict (teacher 14x14)": (same, "strict"), "fourier (teacher 28x28)": (big, "fourier"),
+             "interpolate (teacher 28x28)": (big, "interpolate")}
+
+    def once(t_maps, spatial):
+        for s in s_maps:
+            s.grad = None
+        start = time.perf_counter()
+        for _ in range(repeats):
+            spectral_alignment_loss(s_maps, t_maps, spatial).backward()
+        return (time.perf_counter() - start) / repeats
+
+    times = {k: [] for k in cases}
+    for k, case in cases.items():
+        once(*case)  # warm-up
+    for _ in range(rounds):
+        for k, case in cases.items():
+            times[k].append(once(*case))
+    base = min(times["strict (teacher 14x14)"])
+    for k, ts in times.items():
+        print(f"spectral loss fwd+bwd, 8 pairs B=64 192 ch 14x14 <- 384 ch, {k}: best {min(ts) * 1e3:.1f} ms, "
+              f"median {statistics.median(ts) * 1e3:.1f} ms, {min(ts) / base:.2f}x strict")
 
 
 class TensorBatches:
@@ -195,10 +225,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run of this script)")
     parser.add_argument("--only", choices=("loss", "step", "cohort"), help="run one part only")
+    parser.add_argument("--alignment", action="store_true", help="only the spatial-alignment timing (item 3)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rounds = 2 if args.quick else args.rounds
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.alignment:
+        bench_alignment(rounds, 1 if args.quick else 3)
+        return
     steps = 2 if args.quick else args.steps
     if args.only in (None, "loss"):
         bench_loss(rounds, 1 if args.quick else 3)

@@ -56,7 +56,7 @@ def sh(args: list[str], log: Path) -> float:
         fh.flush()
         code = subprocess.call(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)
     if code != 0:
-        sys.exit(f"cifar10_kd: command failed with exit {code}; see {log}")
+        sys.exit(f"{Path(sys.argv[0]).stem}: command failed with exit {code}; see {log}")
     return time.time() - start
 
 

@@ -149,6 +149,7 @@ def test_stage_model_pairs_stage_by_stage(cli, tmp_path):
     assert code == 0, err
     result = json.loads((tmp_path / "o" / "analysis.json").read_text())
     assert [layer["shape"] for layer in result["layers"]] == [[40, 8, 8], [80, 4, 4], [160, 2, 2], [320, 1, 1]]
-    assert result["recommended"] == {"student_ids": [0, 1, 2, 3], "teacher_ids": [0, 1, 2, 3]}
+    assert result["recommended"]["student_ids"] == [0, 1, 2, 3] == result["recommended"]["teacher_ids"]
+    assert result["recommended"]["rule"] == "stages" and result["recommended"]["teacher_shapes"][3] == [320, 1, 1]
     assert result["layers"][3]["high_freq_ratio"] == 0.0  # a 1×1 map has no spatial variation
     assert all(len(result["spectra"][str(i)]) == c // 2 for i, c in enumerate([40, 80, 160, 320]))

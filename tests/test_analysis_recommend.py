@@ -39,7 +39,8 @@ def test_halves_split_and_ties():
 def test_stage_models_pair_stage_by_stage():
     assert stage_pairs(4, 4) == ([0, 1, 2, 3], [0, 1, 2, 3])
     layers = [{"index": i, "shape": (96 * 2 ** i, 56 // 2 ** i, 56 // 2 ** i), "intensity": float(i)} for i in range(4)]
-    assert recommend_from_layers(layers, 4) == {"student_ids": [0, 1, 2, 3], "teacher_ids": [0, 1, 2, 3]}
+    rec = recommend_from_layers(layers, 4)
+    assert (rec["student_ids"], rec["teacher_ids"], rec["rule"]) == ([0, 1, 2, 3], [0, 1, 2, 3], "stages")
 
 
 def test_bad_requests():

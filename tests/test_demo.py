@@ -12,6 +12,8 @@ def test_demo_runs_the_whole_loop_on_generated_data(tmp_path, synthetic_root):
     compared = json.loads((tmp_path / "demo" / "compare" / "compare.json").read_text())
     no_kd, spectral = compared["students"]
     # the distilled student aligned exactly the pairs the teacher analysis recommended; the baseline aligned none
-    assert spectral["pairs"] == recommended and no_kd["pairs"] is None
+    ids = {k: recommended[k] for k in ("student_ids", "teacher_ids")}
+    assert spectral["pairs"] == ids and no_kd["pairs"] is None
+    assert recommended["rule"] == "blocks" and len(recommended["teacher_shapes"]) == len(ids["teacher_ids"])
     aligned = [r["student_layer"] for r in spectral["layers"] if r["aligned"]]
     assert aligned == recommended["student_ids"]

@@ -188,3 +188,24 @@ def test_amp_safe_fft_in_float32_and_ema():
     assert task.get_eval_model(ema=True) is ema
     for old, new, avg in zip(before, student.parameters(), ema.module.parameters()):
         assert torch.allclose(avg, 0.5 * old + 0.5 * new.detach(), atol=1e-6)
+
+
+def test_maps_of_different_sizes_with_fourier_alignment():
+    from spectralkd.distill.losses import feature_alignment_loss
+
+    torch.manual_seed(0)
+    student = create_model(STUDENT[0], model_kwargs={**STUDENT[1], "patch_size": 16})  # 2×2 maps
+    teacher = create_model(TEACHER[0], model_kwargs=TEACHER[1])                           # 4×4 maps
+    images, labels = _batch()
+    with pytest.raises(UserError, match="fourier"):
+        spectralkd.SpectralKD(student, teacher, [0, 1], [1, 3], mode="fft")(images, labels)
+    task = spectralkd.SpectralKD(student, teacher, [0, 1], [1, 3], mode="fft", alpha=0.0, w_fft=1.0,
+                                 label_smoothing=0.0, spatial="fourier")
+    task.train()
+    out = task(images, labels)
+    with torch.no_grad():
+        t_maps = block_maps(teacher, images, [1, 3])
+    s_maps = block_maps(student, images, [0, 1])
+    expected = F.cross_entropy(student(images), labels) + feature_alignment_loss(s_maps, t_maps, "spectral",
+                                                                                 spatial="fourier")
+    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-5)

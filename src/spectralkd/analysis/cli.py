@@ -36,6 +36,10 @@ def register(subparsers) -> None:
                    help="analyse these named modules instead (any nn.Module; comma or space separated)")
     p.add_argument("--student-depth", type=int, metavar="D",
                    help="depth of the student to recommend layer pairs for (default: this model's depth)")
+    p.add_argument("--student-model", metavar="NAME",
+                   help="timm name of the student (randomly initialised, one forward): its depth and map sizes let "
+                        "the recommendation pair across architectures, e.g. a RegNet/Swin teacher with a DeiT student")
+    p.add_argument("--student-model-kwargs", metavar="JSON", help="timm.create_model kwargs of --student-model")
     p.add_argument("--num-pairs", type=int, metavar="K",
                    help="number of layer pairs to recommend (default: two thirds of the shallower model)")
     p.add_argument("--bins", type=int, default=100, help="histogram bins of the channel entropy (default: 100)")
@@ -50,7 +54,9 @@ def register(subparsers) -> None:
 def run_analyze(args) -> int:
     from pathlib import Path
 
-    from spectralkd.analysis.pipeline import analyze_to_dir
+    from spectralkd.analysis.pipeline import analyze_to_dir, student_map_shapes
+    from spectralkd.analysis.recommend import describe_pairs
+    from spectralkd.data import data_config
     from spectralkd.data import default_data
     from spectralkd.runtime.device import pick_device
     from spectralkd.errors import UserError
@@ -64,6 +70,16 @@ def run_analyze(args) -> int:
     names = [n for item in (args.layers or []) for n in item.split(",") if n]
     device = pick_device(args.device)
     model = create_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint, model_kwargs=kwargs)
+    student_shapes = None
+    if args.student_model:
+        student = create_model(args.student_model, model_kwargs=parse_model_kwargs(args.student_model_kwargs))
+        size = args.input_size or data_config(model)["input_size"][-1]
+        student_shapes = student_map_shapes(student, int(size))
+        if args.student_depth is not None and args.student_depth != len(student_shapes):
+            raise UserError(f"--student-depth {args.student_depth} but --student-model {args.student_model} has "
+                            f"{len(student_shapes)} maps; give one of the two")
+    elif args.student_model_kwargs:
+        raise UserError("--student-model-kwargs needs --student-model")
     data = args.data or default_data()
     out = Path(args.out or Path("runs") / f"analyze-{re.sub(r'[^A-Za-z0-9_.-]+', '_', args.model)}")
     written = analyze_to_dir(
@@ -71,15 +87,14 @@ def run_analyze(args) -> int:
         input_size=args.input_size, indices=args.indices, names=names or None,
         data_overrides={"mean": args.mean, "std": args.std, "interpolation": args.interpolation,
                         "crop_pct": args.crop_pct},
-        student_depth=args.student_depth, num_pairs=args.num_pairs, bins=args.bins, device=device,
+        student_depth=args.student_depth, student_shapes=student_shapes, num_pairs=args.num_pairs, bins=args.bins, device=device,
         progress=not args.no_progress, skip_bad=args.skip_bad, workers=args.workers, split=args.split,
         holdout=(args.holdout, args.holdout_seed) if args.holdout else None,
         settings={"model_kwargs": kwargs, "checkpoint": args.checkpoint, "pretrained": args.pretrained})
     result, rec = written.result, written.recommended
     skipped = f", {result.skipped} unreadable skipped" if result.skipped else ""
     print(f"analysed {len(result.layers)} layers of {args.model} on {result.num_images} images{skipped}")
-    print("recommended pairs (student <- teacher): "
-          + " ".join(f"{s}<-{t}" for s, t in zip(rec["student_ids"], rec["teacher_ids"])))
+    print(f"recommended pairs (student <- teacher, rule {rec.get('rule')}): {describe_pairs(rec)}")
     print(f"wrote {written.report} ({', '.join(sorted(p.name for p in written.files.values()))})")
     sys.stdout.flush()
     return 0

@@ -22,7 +22,7 @@ from spectralkd.data import (
     ImageFiles, analysis_images, collate_skip_bad, data_config, eval_transform, holdout_split, labelled_split,
 )
 from spectralkd.errors import UserError
-from spectralkd.features import block_maps, module_maps, num_block_maps, resolve_indices
+from spectralkd.features import block_maps, map_names, module_maps, num_block_maps, resolve_indices
 from spectralkd.spectral import LayerMeasures, RunningMeasures
 
 
@@ -57,7 +57,8 @@ class LayerSelection:
         else:
             self.depth = num_block_maps(model)
             self.ids = resolve_indices(indices, self.depth)
-            self.names = [f"block {i}" for i in self.ids]
+            modules = map_names(model)
+            self.names = [modules[i] for i in self.ids]
         self.by_name = bool(names)
 
     def maps(self, model: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:

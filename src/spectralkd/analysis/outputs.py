@@ -4,7 +4,7 @@
 
     {"model", "num_images", "layers": [{"index", "shape", "intensity", "entropy", "rms", "svd_rank_99",
      "high_freq_ratio"}], "spectra": {index: [first C//2 values of the channel spectrum]},
-     "recommended": {"student_ids", "teacher_ids"}}
+     "recommended": {"student_ids", "teacher_ids", "rule", "teacher_shapes"[, "student_shapes"]}}
 
 ``details.json`` holds everything needed to reproduce and read it (settings, data config, value range, skipped
 files, the teacher depth, SVD ranks at every level, radial spatial spectra, the ``0.886·RMS/√C`` reference).
@@ -39,7 +39,9 @@ def analysis_dict(result: AnalysisResult, recommended: dict) -> dict:
         spectra[str(m.index)] = [float(v) for v in m.spectrum[: c // 2]]
     return {"model": result.model, "num_images": result.num_images, "layers": layers, "spectra": spectra,
             "recommended": {"student_ids": list(recommended["student_ids"]),
-                            "teacher_ids": list(recommended["teacher_ids"])}}
+                            "teacher_ids": list(recommended["teacher_ids"]),
+                            **{k: recommended[k] for k in ("rule", "teacher_shapes", "student_shapes")
+                               if k in recommended}}}
 
 
 def details_dict(result: AnalysisResult) -> dict:

@@ -15,6 +15,21 @@ from spectralkd.analysis.plots import write_plots
 from spectralkd.analysis.recommend import recommend_from_layers
 from spectralkd.analysis.report import write_report
 from spectralkd.analysis.measures import AnalysisResult, analyze, make_loader
+from spectralkd.features import block_maps, num_block_maps
+
+
+def student_map_shapes(student: nn.Module, input_size: int) -> list[list[int]]:
+    """C×H×W of every block/stage map of ``student`` for one ``input_size``² image (a single forward)."""
+    import torch
+
+    was = student.training
+    student.eval()
+    try:
+        with torch.no_grad():
+            maps = block_maps(student, torch.zeros(1, 3, input_size, input_size), list(range(num_block_maps(student))))
+    finally:
+        student.train(was)
+    return [list(m.shape[1:]) for m in maps]
 
 
 @dataclass
@@ -31,10 +46,14 @@ def analyze_to_dir(model: nn.Module, model_name: str, data, out: str | Path, *, 
                    batch_size: int = 32, input_size: int | None = None, data_overrides: dict | None = None,
                    indices: Sequence[int] | None = None, names: Sequence[str] | None = None,
                    student_depth: int | None = None, num_pairs: int | None = None, bins: int = 100,
+                   student_shapes: Sequence[Sequence[int]] | None = None,
                    device="cpu", progress: bool = True, skip_bad: bool = False, workers: int = 0,
                    split: str = "val", holdout: tuple[int, int] | None = None,
                    settings: dict | None = None) -> AnalysisOutput:
-    """Analyse ``model`` on ``num_images`` images of ``data`` and write every output file into ``out``."""
+    """Analyse ``model`` on ``num_images`` images of ``data`` and write every output file into ``out``.
+
+    ``student_shapes`` (C×H×W of each of the student's maps, e.g. from :func:`student_map_shapes`) lets the
+    recommendation pair across architectures and show the sizes of both sides."""
     overrides = {k: v for k, v in (data_overrides or {}).items() if v is not None}
     loader, cfg, n_files = make_loader(model, data, num_images, batch_size, input_size, skip_bad, workers, split,
                                        holdout, **overrides)
@@ -46,9 +65,12 @@ def analyze_to_dir(model: nn.Module, model_name: str, data, out: str | Path, *, 
             **(settings or {})}
     result = analyze(model, model_name, loader, indices=indices, names=names, bins=bins, device=device,
                      progress=progress, settings=info)
+    if student_shapes is not None and student_depth is None:
+        student_depth = len(student_shapes)
     depth = student_depth if student_depth is not None else result.depth
     recommended = recommend_from_layers([{"index": m.index, "shape": m.shape, "intensity": m.intensity}
-                                         for m in result.layers], depth, num_pairs, teacher_depth=result.depth)
+                                         for m in result.layers], depth, num_pairs, teacher_depth=result.depth,
+                                        student_shapes=student_shapes)
     files = write_outputs(result, recommended, out)
     plots = write_plots(result, out, recommended["teacher_ids"])
     report = write_report(result, recommended, plots, out)

@@ -5,6 +5,12 @@ teacher, in order, go to the student's first layers, those in the second half to
 24-layer CaiT-S24 whose top 8 layers are 0, 1, 18..23 and a 12-layer DeiT-Tiny this gives
 student 0 1 6 7 8 9 10 11 ↔ teacher 0 1 18 19 20 21 22 23 (the published pairing). Stage models (Swin, ConvNeXt:
 the maps change resolution from stage to stage) pair stage by stage instead: 0↔0, 1↔1, ...
+
+Across architectures (a stage teacher — ResNet, RegNet, ConvNeXt, Swin — and a block student such as DeiT, or the
+other way round, or two stage models with different numbers of stages) the k highest-intensity teacher layers go
+to the student layer at the same relative depth: teacher layer t of T ↔ student layer ``round((t+1)·S/T) − 1`` of S
+(RegNetY's stem, s1..s4 ↔ DeiT-Tiny's blocks 1, 4, 6, 9, 11); when two teacher layers land on the same student
+layer the higher-scoring one keeps it. Such pairs differ in H×W and need ``distill.spatial_align: fourier``.
 """
 from __future__ import annotations
 
@@ -62,21 +68,95 @@ def is_stage_model(shapes: Sequence[Sequence[int]]) -> bool:
     return len({tuple(s) for s in shapes}) > 1
 
 
+def relative_depth(teacher_id: int, teacher_depth: int, student_depth: int) -> int:
+    """The student layer at the same relative depth as ``teacher_id``: round((t+1)·S/T) − 1, in 0..S−1."""
+    return min(student_depth - 1, max(0, int((teacher_id + 1) * student_depth / teacher_depth + 0.5) - 1))
+
+
+def depth_matched_pairs(teacher_scores: Sequence[float] | Mapping[int, float], student_depth: int,
+                        k: int | None = None, teacher_depth: int | None = None) -> tuple[list[int], list[int]]:
+    """(student ids, teacher ids) across architectures: the k best teacher layers at their relative depth.
+
+    Teacher layers are taken in order of falling score (ties: lower id); each claims the student layer at its
+    relative depth unless a better one already has it, until k pairs are found (fewer when the scored layers
+    cannot reach k different student layers). Pairs are returned in student order.
+    """
+    scores = dict(teacher_scores) if isinstance(teacher_scores, Mapping) else dict(enumerate(teacher_scores))
+    if not scores:
+        raise UserError("no teacher layer scores to recommend pairs from")
+    depth = int(teacher_depth) if teacher_depth is not None else max(scores) + 1
+    student_depth = int(student_depth)
+    if student_depth < 1:
+        raise UserError(f"student depth must be at least 1, got {student_depth}")
+    k = default_num_pairs(student_depth, len(scores)) if k is None else int(k)
+    if not 1 <= k <= min(student_depth, len(scores)):
+        raise UserError(f"number of layer pairs {k} must be between 1 and {min(student_depth, len(scores))} "
+                        f"(student depth {student_depth}, {len(scores)} teacher layers scored)")
+    chosen: dict[int, int] = {}
+    for t in sorted(scores, key=lambda i: (-float(scores[i]), int(i))):
+        chosen.setdefault(relative_depth(int(t), depth, student_depth), int(t))
+        if len(chosen) == k:
+            break
+    order = sorted(chosen)
+    return order, [chosen[i] for i in order]
+
+
+def choose_rule(teacher_shapes: Sequence[Sequence[int]], student_depth: int,
+                student_shapes: Sequence[Sequence[int]] | None = None) -> str:
+    """``blocks`` (SpectralKD's rule), ``stages`` (stage by stage) or ``relative_depth`` (across architectures).
+
+    Without the student's shapes a stage teacher is paired stage by stage with a student of as many maps and by
+    relative depth with any other student; a block teacher uses SpectralKD's rule.
+    """
+    teacher_stage = is_stage_model(teacher_shapes)
+    if student_shapes is None:
+        if not teacher_stage:
+            return "blocks"
+        return "stages" if int(student_depth) == len(teacher_shapes) else "relative_depth"
+    student_stage = is_stage_model(student_shapes)
+    if teacher_stage and student_stage and len(student_shapes) == len(teacher_shapes):
+        return "stages"
+    if not teacher_stage and not student_stage:
+        return "blocks"
+    return "relative_depth"
+
+
 def recommend_from_layers(layers: Sequence[Mapping], student_depth: int, k: int | None = None,
-                          teacher_depth: int | None = None, score: str = "intensity") -> dict:
-    """``{"student_ids", "teacher_ids"}`` from analysis layer entries (``index``, ``shape``, ``intensity``, ...)."""
+                          teacher_depth: int | None = None, score: str = "intensity",
+                          student_shapes: Sequence[Sequence[int]] | None = None) -> dict:
+    """``{"student_ids", "teacher_ids", "rule", "teacher_shapes"[, "student_shapes"]}`` from analysis layer entries
+    (``index``, ``shape``, ``intensity``, ...). ``student_shapes`` (C×H×W of every student map, when known) lets
+    the rule tell a block student from a stage student; the shapes of the paired layers are returned with the ids."""
     if not layers:
         raise UserError("no analysed layers to recommend pairs from")
-    if is_stage_model([layer["shape"] for layer in layers]):
+    if student_shapes is not None and len(student_shapes) != int(student_depth):
+        raise UserError(f"{len(student_shapes)} student map shapes given for a student of depth {student_depth}")
+    rule = choose_rule([layer["shape"] for layer in layers], student_depth, student_shapes)
+    if rule == "stages":
         ids = [int(layer["index"]) for layer in layers]
         s, t = stage_pairs(len(ids), student_depth)
-        return {"student_ids": s, "teacher_ids": [ids[i] for i in t]}
-    for layer in layers:
-        if layer.get(score) is None:
-            raise UserError(f"layer {layer.get('index')} has no '{score}' score")
-    s, t = recommend_pairs({int(layer["index"]): float(layer[score]) for layer in layers}, student_depth, k,
-                           teacher_depth)
-    return {"student_ids": s, "teacher_ids": t}
+        t = [ids[i] for i in t]
+    else:
+        for layer in layers:
+            if layer.get(score) is None:
+                raise UserError(f"layer {layer.get('index')} has no '{score}' score")
+        scores = {int(layer["index"]): float(layer[score]) for layer in layers}
+        pick = recommend_pairs if rule == "blocks" else depth_matched_pairs
+        s, t = pick(scores, student_depth, k, teacher_depth)
+    shape_of = {int(layer["index"]): [int(v) for v in layer["shape"]] for layer in layers}
+    rec = {"student_ids": s, "teacher_ids": t, "rule": rule, "teacher_shapes": [shape_of[i] for i in t]}
+    if student_shapes is not None:
+        rec["student_shapes"] = [[int(v) for v in student_shapes[i]] for i in s]
+    return rec
+
+
+def describe_pairs(rec: Mapping) -> str:
+    """``student 4 (192×14×14) <- teacher 1 (224×56×56), ...`` (sizes where known)."""
+    def size(shapes, j):
+        return f" ({'×'.join(map(str, shapes[j]))})" if shapes and j < len(shapes) else ""
+
+    return ", ".join(f"{s}{size(rec.get('student_shapes'), j)} <- {t}{size(rec.get('teacher_shapes'), j)}"
+                     for j, (s, t) in enumerate(zip(rec.get("student_ids", []), rec.get("teacher_ids", []))))
 
 
 def pairs_from_analysis(path: str | Path, student_depth: int, k: int | None = None,

@@ -7,6 +7,7 @@ from pathlib import Path
 from spectralkd.analysis.html_page import embed_png, fmt as _fmt, page
 from spectralkd.analysis.outputs import unstructured_intensity
 from spectralkd.analysis.measures import AnalysisResult
+from spectralkd.analysis.recommend import describe_pairs
 from spectralkd.runtime.io import atomic_write_text
 
 MEASURES = [
@@ -49,13 +50,16 @@ def render(result: AnalysisResult, recommended: dict, plots: dict[str, Path]) ->
     settings = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in s.items())
     measures = "".join(f"<dt>{t}</dt><dd>{d}</dd>" for t, d in MEASURES)
     figures = "".join(embed_png(p, name.replace(".png", "").replace("_", " ")) for name, p in plots.items())
-    pairs = " ".join(f"{a}↔{b}" for a, b in zip(recommended.get("student_ids", []), recommended.get("teacher_ids", [])))
+    pairs = describe_pairs(recommended).replace(" <- ", "↔")
     body = f"""<h1>Spectral analysis of <code>{html.escape(result.model)}</code></h1>
 <p>{result.num_images} images analysed ({result.skipped} unreadable skipped); {len(result.layers)} of {result.depth}
 layers; activation range {result.value_range[0]:.4g} .. {result.value_range[1]:.4g}.</p>
 <h2>Recommended distillation pairs (student ↔ teacher)</h2>
 <p><code>{html.escape(pairs) or "–"}</code> — the highest-intensity teacher layers, those in the first half mapped to
-the student's first layers and those in the second half to its last layers (stage models: stage by stage).
+the student's first layers and those in the second half to its last layers (stage models: stage by stage; across
+architectures: each teacher layer to the student layer at the same relative depth; rule used:
+<code>{html.escape(str(recommended.get("rule", "–")))}</code>). Sizes are C×H×W; pairs whose H×W differ need
+<code>distill.spatial_align: fourier</code>.
 Highlighted rows below. Use them with <code>distill.student_ids/teacher_ids: auto</code> and this analysis.json.</p>
 <h2>Plots</h2>
 {figures}

@@ -98,6 +98,7 @@ DEFAULTS: dict = {
         "feature_loss": "spectral",  # spectral | feature_mse | magnitude | band
         "band_emphasis": "low",   # band only: low | high
         "band_strength": 3.0,
+        "spatial_align": "strict",  # pairs of different H×W: strict (refused) | fourier | interpolate
         "student_ids": None,      # list of block ids, or "auto"
         "teacher_ids": None,      # list of block ids, or "auto"
         "analysis": None,         # analysis.json of `spectralkd analyze` (for auto)

@@ -21,6 +21,19 @@ Feature-loss variants (``distill.feature_loss``), all using the same channel ali
 * ``band`` — the spectral loss with a per-frequency weight ``1 + strength·r`` (``high``) or ``1 + strength·(1−r)``
   (``low``), ``r`` the radial frequency scaled to [0, 1], weights normalised to mean 1 over the half spectrum so
   ``strength=0`` gives the spectral loss exactly.
+
+Spatial alignment (``spatial``, config ``distill.spatial_align``) when a pair's maps differ in H×W:
+
+* ``strict`` (default) — refused with one line naming both shapes and the option.
+* ``fourier`` — along each axis the larger map is ideally (sinc) resampled to the smaller size in the ``rfft2``
+  ortho domain (:mod:`spectralkd.spectral.resample`: keep the frequencies the smaller grid holds, fold ±n/2 into
+  its Nyquist bin when n is even, scale by ``sqrt(N_small/N_large)``). Every loss above is then the same loss
+  between the resampled map and the other one; a band-limited copy of the teacher at a higher resolution costs 0.
+* ``interpolate`` — the larger map is resized with bilinear interpolation (``align_corners=False``, no
+  antialiasing) to the smaller H×W, the usual choice of other toolkits, then the same loss.
+
+Channel pooling and spatial resampling are both linear and act on different axes, so their order does not matter;
+the channels are pooled first. Teacher maps are detached: gradients reach the student only.
 """
 from __future__ import annotations
 
@@ -32,10 +45,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from spectralkd.errors import UserError
+from spectralkd.spectral.resample import fourier_resample, fourier_resample_spectrum
 
 MODES = ("none", "soft", "hard", "fft")
 FEATURE_LOSSES = ("spectral", "feature_mse", "magnitude", "band")
 BAND_EMPHASIS = ("low", "high")
+SPATIAL_ALIGN = ("strict", "fourier", "interpolate")
+
+
+def check_spatial(spatial: str) -> str:
+    if spatial not in SPATIAL_ALIGN:
+        raise UserError(f"spatial alignment '{spatial}' is not supported; allowed: {', '.join(SPATIAL_ALIGN)}")
+    return spatial
 
 
 @lru_cache(maxsize=32)
@@ -65,13 +86,21 @@ def pool_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     return torch.einsum("oc,bchw->bohw", weight, x)
 
 
-def align_channels(student: torch.Tensor, teacher: torch.Tensor, where: str = "pair") -> tuple[torch.Tensor, torch.Tensor]:
-    """Check spatial sizes and pool the wider map over channels to the narrower width."""
+def align_channels(student: torch.Tensor, teacher: torch.Tensor, where: str = "pair",
+                   spatial: str = "strict") -> tuple[torch.Tensor, torch.Tensor]:
+    """Check the shapes and pool the wider map over channels to the narrower width (H×W untouched).
+
+    With ``spatial="strict"`` the maps must have equal H×W; otherwise any sizes of at least 1×1 pass.
+    """
     if student.dim() != 4 or teacher.dim() != 4:
         raise UserError(f"{where}: maps must be B×C×H×W, got student {tuple(student.shape)} and teacher {tuple(teacher.shape)}")
-    if student.shape[-2:] != teacher.shape[-2:]:
+    if student.shape[-2:] != teacher.shape[-2:] and check_spatial(spatial) == "strict":
         raise UserError(f"{where}: student map {tuple(student.shape)} and teacher map {tuple(teacher.shape)} differ in "
-                        "spatial size (H×W); pair layers with equal H×W")
+                        "spatial size (H×W); pair layers with equal H×W or set spatial='fourier' "
+                        "(distill.spatial_align: fourier)")
+    if min(student.shape[-2:]) < 1 or min(teacher.shape[-2:]) < 1:
+        raise UserError(f"{where}: student map {tuple(student.shape)} or teacher map {tuple(teacher.shape)} is smaller "
+                        "than 1×1; pair a layer that keeps spatial extent")
     if student.shape[0] != teacher.shape[0]:
         raise UserError(f"{where}: batch sizes differ (student {student.shape[0]}, teacher {teacher.shape[0]})")
     cs, ct = student.shape[1], teacher.shape[1]
@@ -105,7 +134,44 @@ def band_weights(h: int, w: int, emphasis: str = "low", strength: float = 3.0) -
     return _band_weights_cached(int(h), int(w), emphasis, float(strength))
 
 
-def _pair_loss(s: torch.Tensor, t: torch.Tensor, kind: str, emphasis: str, strength: float) -> torch.Tensor:
+def common_size(a: torch.Tensor, b: torch.Tensor) -> tuple[int, int]:
+    """The grid both maps can be compared on: the smaller H and the smaller W (independently)."""
+    return min(a.shape[-2], b.shape[-2]), min(a.shape[-1], b.shape[-1])
+
+
+def resample_to(x: torch.Tensor, size: tuple[int, int], spatial: str) -> torch.Tensor:
+    """``x`` at ``size`` (≤ its own per axis): ideal Fourier resampling or bilinear interpolation."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if spatial == "fourier":
+        return fourier_resample(x.float(), size)
+    return F.interpolate(x.float(), size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def _spectrum_at(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """rfft2 ortho spectrum of ``x`` ideally resampled to ``size``: its own coefficients on the smaller grid."""
+    return fourier_resample_spectrum(_spectrum(x), tuple(x.shape[-2:]), size)
+
+
+def _spectral_from(fs: torch.Tensor, ft: torch.Tensor, kind: str, emphasis: str, strength: float,
+                   size: tuple[int, int]) -> torch.Tensor:
+    if kind == "magnitude":
+        return F.mse_loss(fs.abs(), ft.abs())
+    sq = torch.view_as_real(fs - ft).square()
+    if kind == "band":
+        weight = band_weights(size[0], size[1], emphasis, strength).to(sq.device)
+        return (sq * weight[..., None]).mean()
+    return sq.mean()
+
+
+def _pair_loss(s: torch.Tensor, t: torch.Tensor, kind: str, emphasis: str, strength: float,
+               spatial: str = "strict") -> torch.Tensor:
+    if s.shape[-2:] != t.shape[-2:]:
+        size = common_size(s, t)
+        if spatial == "interpolate" or kind == "feature_mse":
+            return _pair_loss(resample_to(s, size, spatial), resample_to(t, size, spatial), kind, emphasis, strength)
+        # fourier: compare the spectra on the frequencies both grids hold (no inverse transform needed)
+        return _spectral_from(_spectrum_at(s, size), _spectrum_at(t, size), kind, emphasis, strength, size)
     if kind == "feature_mse":
         return F.mse_loss(s.float(), t.float())
     if kind == "magnitude":
@@ -120,8 +186,13 @@ def _pair_loss(s: torch.Tensor, t: torch.Tensor, kind: str, emphasis: str, stren
 
 
 def feature_alignment_loss(student_maps: Sequence[torch.Tensor], teacher_maps: Sequence[torch.Tensor],
-                           kind: str = "spectral", emphasis: str = "low", strength: float = 3.0) -> torch.Tensor:
-    """Mean over layer pairs of the chosen feature loss (see module docstring), always computed in float32."""
+                           kind: str = "spectral", emphasis: str = "low", strength: float = 3.0,
+                           spatial: str = "strict") -> torch.Tensor:
+    """Mean over layer pairs of the chosen feature loss (see module docstring), always computed in float32.
+
+    ``spatial`` says what happens when a pair's H×W differ: ``strict`` (error), ``fourier`` or ``interpolate``.
+    """
+    check_spatial(spatial)
     if kind not in FEATURE_LOSSES:
         raise UserError(f"feature loss '{kind}' is not supported; allowed: {', '.join(FEATURE_LOSSES)}")
     if len(student_maps) != len(teacher_maps):
@@ -132,15 +203,19 @@ def feature_alignment_loss(student_maps: Sequence[torch.Tensor], teacher_maps: S
     with torch.autocast(device_type=device_type, enabled=False):
         total = None
         for i, (s, t) in enumerate(zip(student_maps, teacher_maps)):
-            s, t = align_channels(s.float(), t.detach().float(), where=f"layer pair {i}")
-            loss = _pair_loss(s, t, kind, emphasis, strength)
+            s, t = align_channels(s.float(), t.detach().float(), where=f"layer pair {i}", spatial=spatial)
+            loss = _pair_loss(s, t, kind, emphasis, strength, spatial)
             total = loss if total is None else total + loss
         return total / len(student_maps)
 
 
-def spectral_alignment_loss(student_maps: Sequence[torch.Tensor], teacher_maps: Sequence[torch.Tensor]) -> torch.Tensor:
-    """The published SpectralKD loss: mean over pairs of MSE between stacked (real, imag) ``rfft2`` spectra."""
-    return feature_alignment_loss(student_maps, teacher_maps, "spectral")
+def spectral_alignment_loss(student_maps: Sequence[torch.Tensor], teacher_maps: Sequence[torch.Tensor],
+                            spatial: str = "strict") -> torch.Tensor:
+    """The published SpectralKD loss: mean over pairs of MSE between stacked (real, imag) ``rfft2`` spectra.
+
+    ``spatial="fourier"`` compares maps of different H×W on the frequencies both grids hold (module docstring).
+    """
+    return feature_alignment_loss(student_maps, teacher_maps, "spectral", spatial=spatial)
 
 
 def logit_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float = 1.0,
@@ -174,8 +249,9 @@ class SpectralKDLoss(nn.Module):
 
     def __init__(self, base_criterion: nn.Module, mode: str = "fft", alpha: float = 0.9, tau: float = 1.0,
                  beta: float = 1.0, w_fft: float = 0.2, feature_loss: str = "spectral", band_emphasis: str = "low",
-                 band_strength: float = 3.0):
+                 band_strength: float = 3.0, spatial: str = "strict"):
         super().__init__()
+        self.spatial = check_spatial(spatial)
         if mode not in MODES:
             raise UserError(f"distillation mode '{mode}' is not supported; allowed: {', '.join(MODES)}")
         if feature_loss not in FEATURE_LOSSES:
@@ -213,7 +289,7 @@ class SpectralKDLoss(nn.Module):
         parts = {"loss_ce": ((1.0 - self.alpha) * ce).detach()}
         if self.uses_features:
             feat = self.beta * self.w_fft * feature_alignment_loss(
-                student_maps, teacher_maps, self.feature_loss, self.band_emphasis, self.band_strength)
+                student_maps, teacher_maps, self.feature_loss, self.band_emphasis, self.band_strength, self.spatial)
             total = total + feat
             parts["loss_fft"] = feat.detach()
         else:
@@ -230,6 +306,7 @@ class SpectralKDLoss(nn.Module):
 
 
 __all__ = [
-    "MODES", "FEATURE_LOSSES", "pool_channels", "align_channels", "band_weights", "feature_alignment_loss",
-    "spectral_alignment_loss", "logit_kd_loss", "uses_feature_term", "SpectralKDLoss",
+    "MODES", "FEATURE_LOSSES", "SPATIAL_ALIGN", "check_spatial", "common_size", "resample_to", "pool_channels",
+    "align_channels", "band_weights", "feature_alignment_loss", "spectral_alignment_loss", "logit_kd_loss",
+    "uses_feature_term", "SpectralKDLoss",
 ]

@@ -104,6 +104,8 @@ class SpectralKD(TrainingTask):
         alpha, tau, beta, w_fft: ``(1−α)·CE + α·KD + β·w_fft·feature``.
         feature_loss: ``spectral`` (the published loss), ``feature_mse``, ``magnitude``, ``band``.
         label_smoothing: of the label CE (ignored when ``criterion`` is given, e.g. soft-target CE under Mixup).
+        spatial: pairs whose maps differ in H×W — ``strict`` (refused), ``fourier`` (compared on the frequencies both
+            can represent: exact ideal resampling of the larger map), ``interpolate`` (bilinear).
         student_norm, teacher_norm: ``(mean, std)`` of each model's input; default: their ``pretrained_cfg``. The
             teacher's input is converted when they differ (as timm's ``DistillationTeacher`` does).
     """
@@ -112,14 +114,15 @@ class SpectralKD(TrainingTask):
                  teacher_layers: Sequence[int | str] | None = None, mode: str = "soft", alpha: float = 0.9,
                  tau: float = 1.0, beta: float = 1.0, w_fft: float = 0.2, feature_loss: str = "spectral",
                  label_smoothing: float = 0.1, criterion: nn.Module | None = None, band_emphasis: str = "low",
-                 band_strength: float = 3.0, student_norm=None, teacher_norm=None, warn: bool = False,
+                 band_strength: float = 3.0, spatial: str = "strict", student_norm=None, teacher_norm=None,
+                 warn: bool = False,
                  device: torch.device | None = None, dtype: torch.dtype | None = None, verbose: bool = False):
         super().__init__(device=device, dtype=dtype, verbose=verbose)
         if criterion is None:
             criterion = LabelSmoothingCrossEntropy(label_smoothing) if label_smoothing > 0 else nn.CrossEntropyLoss()
         self.loss_fn = SpectralKDLoss(criterion, mode=mode, alpha=alpha, tau=tau, beta=beta, w_fft=w_fft,
                                       feature_loss=feature_loss, band_emphasis=band_emphasis,
-                                      band_strength=band_strength)
+                                      band_strength=band_strength, spatial=spatial)
         uses_features = self.loss_fn.uses_features
         if uses_features and (not student_layers or not teacher_layers):
             raise UserError("the feature term needs student_layers and teacher_layers (block indices or module names)")

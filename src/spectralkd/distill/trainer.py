@@ -194,14 +194,15 @@ def build_task(cfg: dict, distill: bool, student: nn.Module, data: DataBundle, t
     loss_settings = {"mode": distill_cfg["mode"], "alpha": float(distill_cfg["alpha"]), "tau": float(distill_cfg["tau"]),
                      "beta": float(distill_cfg["beta"]), "w_fft": float(distill_cfg["w_fft"]),
                      "feature_loss": distill_cfg["feature_loss"], "band_emphasis": distill_cfg["band_emphasis"],
-                     "band_strength": float(distill_cfg["band_strength"])}
+                     "band_strength": float(distill_cfg["band_strength"]), "spatial": distill_cfg["spatial_align"]}
     teacher_model, teacher_norm = teacher
     student_ids = teacher_ids = None
     if uses_feature_term(loss_settings["mode"], loss_settings["beta"], loss_settings["w_fft"]):
         student_ids, teacher_ids = resolve_pairs(distill_cfg["student_ids"], distill_cfg["teacher_ids"],
                                                  distill_cfg["analysis"], num_block_maps(student),
                                                  num_block_maps(teacher_model))
-        validate_pairs(student, teacher_model, student_ids, teacher_ids, data.data_cfg["input_size"][-1])
+        validate_pairs(student, teacher_model, student_ids, teacher_ids, data.data_cfg["input_size"][-1],
+                       spatial=distill_cfg["spatial_align"])
     return SpectralKD(student, teacher_model, student_ids, teacher_ids, criterion=criterion,
                       student_norm=(data.data_cfg["mean"], data.data_cfg["std"]), teacher_norm=teacher_norm,
                       warn=warn, **loss_settings)

@@ -1,8 +1,10 @@
 """B×C×H×W feature maps out of models.
 
 timm models with ``forward_intermediates`` (ViT/DeiT: the patch tokens of each block, prefix tokens dropped;
-CaiT: the self-attention blocks; Swin/ConvNeXt and other stage models: stage outputs, in NCHW) and any
-``nn.Module`` by module names through forward hooks (token sequences reshaped to square maps).
+CaiT: the self-attention blocks; CNN and other stage models — ResNet, RegNet, ConvNeXt, Swin: the entries of
+``feature_info``, i.e. the stem (ResNet/RegNet) and every stage output, always NCHW) and any ``nn.Module`` by
+module names through forward hooks (token sequences reshaped to square maps; 4-D outputs of models that declare
+``output_fmt = "NHWC"``, like timm's Swin, are read as NHWC except those of ``nn.Conv2d`` modules).
 """
 from __future__ import annotations
 
@@ -31,6 +33,20 @@ def num_block_maps(model: nn.Module) -> int:
         if isinstance(getattr(model, attr, None), (nn.Sequential, nn.ModuleList)):
             return len(getattr(model, attr))
     raise UserError(f"cannot tell how many blocks {type(model).__name__} has")
+
+
+def map_names(model: nn.Module) -> list[str]:
+    """The module behind each map ``block_maps`` returns: ``feature_info`` names (``stem``, ``s1``, ``layers.0``, ...)
+    for stage models, ``blocks.i`` otherwise."""
+    model = _base(model)
+    n = num_block_maps(model)
+    info = getattr(model, "feature_info", None)
+    if info and len(info) == n and all(isinstance(i, dict) and i.get("module") for i in info):
+        return [str(i["module"]) for i in info]
+    for attr in ("blocks", "layers", "stages"):
+        if isinstance(getattr(model, attr, None), (nn.Sequential, nn.ModuleList)) and len(getattr(model, attr)) == n:
+            return [f"{attr}.{i}" for i in range(n)]
+    return [f"block {i}" for i in range(n)]
 
 
 def resolve_indices(indices: Sequence[int] | None, count: int, what: str = "layer") -> list[int]:
@@ -81,16 +97,18 @@ def tokens_to_map(t: torch.Tensor, num_prefix_tokens: int | None = None, name: s
     raise UserError(f"{name} has {n} tokens, which minus the prefix tokens is not a square number of patches")
 
 
-def module_maps(model: nn.Module, images: torch.Tensor, names: Sequence[str], nhwc: bool = False,
+def module_maps(model: nn.Module, images: torch.Tensor, names: Sequence[str], nhwc: bool | None = None,
                 with_output: bool = False):
     """Outputs of the named sub-modules as B×C×H×W maps, via forward hooks (the forward is unchanged).
 
     3-D outputs are token sequences (reshaped to square maps, prefix tokens dropped); 4-D outputs are NCHW unless
-    ``nhwc``. With ``with_output`` returns ``(model_output, maps)``.
+    ``nhwc`` — which by default (None) is true for models declaring ``output_fmt = "NHWC"`` (timm's Swin), except for
+    ``nn.Conv2d`` outputs. With ``with_output`` returns ``(model_output, maps)``.
     """
     base = _base(model)
     check_module_names(base, names)
     modules = dict(base.named_modules())
+    model_nhwc = str(getattr(base, "output_fmt", "NCHW")) == "NHWC"
     captured: dict[str, torch.Tensor] = {}
     prefix = getattr(base, "num_prefix_tokens", None)
 
@@ -110,15 +128,21 @@ def module_maps(model: nn.Module, images: torch.Tensor, names: Sequence[str], nh
     maps = []
     for n in names:
         t = captured[n]
-        if t.dim() == 4 and nhwc:
+        as_nhwc = nhwc if nhwc is not None else model_nhwc and not isinstance(modules[n], nn.Conv2d)
+        if t.dim() == 4 and as_nhwc:
             t = t.permute(0, 3, 1, 2)
         maps.append(tokens_to_map(t, prefix, name=f"module '{n}'"))
     return (output, maps) if with_output else maps
 
 
 def is_module_names(layers) -> bool:
-    """Layers given as module names (``"blocks.3.mlp"``) rather than block indices."""
-    return bool(layers) and all(isinstance(layer, str) for layer in layers)
+    """Layers given as module names (``["layer2", "blocks.3.mlp"]``) rather than block/stage indices."""
+    return isinstance(layers, (list, tuple)) and bool(layers) and all(isinstance(i, str) for i in layers)
+
+
+def take_maps(model: nn.Module, images: torch.Tensor, ids: Sequence[int] | Sequence[str]) -> list[torch.Tensor]:
+    """Maps at block/stage indices (``block_maps``) or at named modules (``module_maps``), one forward."""
+    return module_maps(model, images, list(ids)) if is_module_names(ids) else block_maps(model, images, ids)
 
 
 def check_module_names(model: nn.Module, names: Sequence[str]) -> None:

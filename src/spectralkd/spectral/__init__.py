@@ -6,8 +6,10 @@
 * :mod:`.spatial` — radially averaged 2-D power spectrum, high-frequency ratio
 * :mod:`.similarity` — comparing per-layer curves of models of different depth
 * :mod:`.running` — streaming accumulation over many batches
+* :mod:`.resample` — ideal (Fourier) downsampling of maps, in the rfft2 domain
 """
 from spectralkd.spectral.channel import channel_spectrum, frequency_intensity
+from spectralkd.spectral.resample import fourier_resample, fourier_resample_spectrum
 from spectralkd.spectral.entropy import channel_entropy, histogram_edges, value_range
 from spectralkd.spectral.running import LayerMeasures, RunningMeasures, measure_all
 from spectralkd.spectral.similarity import curve_correlation, mean_layer_distance, resample_curve
@@ -17,5 +19,6 @@ from spectralkd.spectral.stats import energy_ranks, rms, svd_rank
 __all__ = [
     "channel_spectrum", "frequency_intensity", "channel_entropy", "histogram_edges", "value_range",
     "LayerMeasures", "RunningMeasures", "measure_all", "curve_correlation", "mean_layer_distance",
-    "resample_curve", "high_frequency_ratio", "radial_power_spectrum", "energy_ranks", "rms", "svd_rank",
+    "resample_curve", "fourier_resample", "fourier_resample_spectrum", "high_frequency_ratio",
+    "radial_power_spectrum", "energy_ranks", "rms", "svd_rank",
 ]

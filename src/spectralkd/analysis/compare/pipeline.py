@@ -18,17 +18,21 @@ from spectralkd.features import create_model, load_into
 
 def _run_pairs(card: dict) -> dict | None:
     """The layer pairs a run aligned: the card's resolved ids (``None`` there: no feature term, e.g. logit KD only);
-    for a card without that key, explicit ids in its config when its feature term was on."""
+    for a card without that key, explicit ids in its config when its feature term was on. Pairs given as module
+    names cannot be matched to the analysed block indices: ``None`` (layers are then paired by relative depth)."""
+    def ints(ids) -> bool:
+        return isinstance(ids, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in ids)
+
     if "pairs" in card:
         p = card["pairs"]
-        if isinstance(p, dict) and p.get("student_ids"):
+        if isinstance(p, dict) and p.get("student_ids") and ints(p["student_ids"]) and ints(p.get("teacher_ids")):
             return {k: [int(x) for x in p[k]] for k in ("student_ids", "teacher_ids")}
         return None
     cfg = card.get("config") or {}
     d = {**defaults()["distill"], **(cfg.get("distill") or {})}  # absent keys: the trainer's defaults
     s, t = d["student_ids"], d["teacher_ids"]
     feature_term = d["mode"] != "none" and float(d["w_fft"]) * float(d["beta"]) != 0
-    if (cfg.get("teacher") or {}).get("name") and feature_term and isinstance(s, list) and isinstance(t, list) and s:
+    if (cfg.get("teacher") or {}).get("name") and feature_term and ints(s) and ints(t) and s:
         return {"student_ids": [int(x) for x in s], "teacher_ids": [int(x) for x in t]}
     return None
 
