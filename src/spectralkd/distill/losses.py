@@ -201,10 +201,20 @@ def feature_alignment_loss(student_maps: Sequence[torch.Tensor], teacher_maps: S
         raise UserError("no layer pairs to align; give student_ids and teacher_ids")
     device_type = student_maps[0].device.type
     with torch.autocast(device_type=device_type, enabled=False):
-        total = None
+        total, same_shape = None, {}
         for i, (s, t) in enumerate(zip(student_maps, teacher_maps)):
             s, t = align_channels(s.float(), t.detach().float(), where=f"layer pair {i}", spatial=spatial)
+            if kind in ("spectral", "band") and s.shape == t.shape:
+                same_shape.setdefault(tuple(s.shape), []).append(s - t)  # one stacked FFT per shape, below
+                continue
             loss = _pair_loss(s, t, kind, emphasis, strength, spatial)
+            total = loss if total is None else total + loss
+        for shape, diffs in same_shape.items():
+            # rfft2 is linear, so rfft2(s) − rfft2(t) = rfft2(s − t); pairs of one shape share a single transform.
+            sq = torch.view_as_real(_spectrum(torch.stack(diffs))).square()  # P×B×C×H×(W//2+1)×2
+            if kind == "band":
+                sq = sq * band_weights(shape[-2], shape[-1], emphasis, strength).to(sq.device)[..., None]
+            loss = sq.flatten(1).mean(dim=1).sum()  # the sum over pairs of each pair's mean
             total = loss if total is None else total + loss
         return total / len(student_maps)
 
