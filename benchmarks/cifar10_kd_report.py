@@ -9,21 +9,22 @@ from spectralkd.runtime.runlog import read_jsonl
 VARIANTS = ("none", "logit_kd", "spectralkd", "spectralkd_paper_rule", "feature_mse", "spectral_only")
 
 
-def summary(runs: list[dict]) -> list[dict]:
-    """Per variant: mean and sample standard deviation over seeds of the best and the last top-1."""
+def summary(runs: list[dict], variants=VARIANTS, keys=("best_top1", "last_top1"), wall: bool = True) -> list[dict]:
+    """Per variant: mean and sample standard deviation over seeds of each of ``keys`` (and the mean wall time)."""
     import statistics
 
     out = []
-    for variant in VARIANTS:
+    for variant in variants:
         rows = [r for r in runs if r["variant"] == variant]
         if not rows:
             continue
         agg = {"variant": variant, "seeds": [r["seed"] for r in rows]}
-        for k in ("best_top1", "last_top1"):
+        for k in keys:
             vals = [r[k] for r in rows]
             agg[k] = {"mean": round(statistics.fmean(vals), 3),
                       "std": round(statistics.stdev(vals), 3) if len(vals) > 1 else None, "values": vals}
-        agg["wall_seconds_mean"] = round(statistics.fmean(r["wall_seconds"] for r in rows), 1)
+        if wall:
+            agg["wall_seconds_mean"] = round(statistics.fmean(r["wall_seconds"] for r in rows), 1)
         out.append(agg)
     return out
 

@@ -25,7 +25,6 @@ import argparse
 import json
 import shlex
 import shutil
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cifar10_kd import finished, sh  # noqa: E402
+from cifar10_kd_report import summary as report_summary  # noqa: E402
 from spectralkd.runtime.runlog import read_jsonl  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -85,18 +85,7 @@ def summarise(run_dir: Path) -> dict:
 
 
 def summary(runs: list[dict]) -> list[dict]:
-    out = []
-    for variant in VARIANTS:
-        rows = [r for r in runs if r["variant"] == variant]
-        if not rows:
-            continue
-        agg = {"variant": variant, "seeds": [r["seed"] for r in rows]}
-        for k in ("test_top1", "best_top1"):
-            vals = [r[k] for r in rows]
-            agg[k] = {"mean": round(statistics.fmean(vals), 3),
-                      "std": round(statistics.stdev(vals), 3) if len(vals) > 1 else None, "values": vals}
-        out.append(agg)
-    return out
+    return report_summary(runs, VARIANTS, keys=("test_top1", "best_top1"), wall=False)
 
 
 def table(rows: list[dict]) -> str:

@@ -26,14 +26,8 @@ def default_num_pairs(student_depth: int, teacher_depth: int) -> int:
     return max(1, (2 * min(student_depth, teacher_depth)) // 3)
 
 
-def recommend_pairs(teacher_scores: Sequence[float] | Mapping[int, float], student_depth: int, k: int | None = None,
-                    teacher_depth: int | None = None) -> tuple[list[int], list[int]]:
-    """(student ids, teacher ids) by SpectralKD's rule (module docstring).
-
-    ``teacher_scores`` is one score per teacher layer (list), or ``{layer id: score}`` when only some layers were
-    analysed (then ``teacher_depth`` says how deep the teacher is; default: highest id + 1). Ties prefer the
-    lower layer id. ``k`` defaults to :func:`default_num_pairs`.
-    """
+def _checked(teacher_scores, student_depth: int, k: int | None, teacher_depth: int | None) -> tuple:
+    """(scores by layer id, teacher depth, student depth, number of pairs), checked: one line on bad input."""
     scores = dict(teacher_scores) if isinstance(teacher_scores, Mapping) else dict(enumerate(teacher_scores))
     if not scores:
         raise UserError("no teacher layer scores to recommend pairs from")
@@ -47,6 +41,18 @@ def recommend_pairs(teacher_scores: Sequence[float] | Mapping[int, float], stude
     if not 1 <= k <= min(student_depth, len(scores)):
         raise UserError(f"number of layer pairs {k} must be between 1 and {min(student_depth, len(scores))} "
                         f"(student depth {student_depth}, {len(scores)} teacher layers scored)")
+    return scores, depth, student_depth, k
+
+
+def recommend_pairs(teacher_scores: Sequence[float] | Mapping[int, float], student_depth: int, k: int | None = None,
+                    teacher_depth: int | None = None) -> tuple[list[int], list[int]]:
+    """(student ids, teacher ids) by SpectralKD's rule (module docstring).
+
+    ``teacher_scores`` is one score per teacher layer (list), or ``{layer id: score}`` when only some layers were
+    analysed (then ``teacher_depth`` says how deep the teacher is; default: highest id + 1). Ties prefer the
+    lower layer id. ``k`` defaults to :func:`default_num_pairs`.
+    """
+    scores, depth, student_depth, k = _checked(teacher_scores, student_depth, k, teacher_depth)
     top = sorted(sorted(scores, key=lambda i: (-float(scores[i]), int(i)))[:k])
     first = [i for i in top if i < depth / 2]
     second = [i for i in top if i >= depth / 2]
@@ -81,17 +87,7 @@ def depth_matched_pairs(teacher_scores: Sequence[float] | Mapping[int, float], s
     relative depth unless a better one already has it, until k pairs are found (fewer when the scored layers
     cannot reach k different student layers). Pairs are returned in student order.
     """
-    scores = dict(teacher_scores) if isinstance(teacher_scores, Mapping) else dict(enumerate(teacher_scores))
-    if not scores:
-        raise UserError("no teacher layer scores to recommend pairs from")
-    depth = int(teacher_depth) if teacher_depth is not None else max(scores) + 1
-    student_depth = int(student_depth)
-    if student_depth < 1:
-        raise UserError(f"student depth must be at least 1, got {student_depth}")
-    k = default_num_pairs(student_depth, len(scores)) if k is None else int(k)
-    if not 1 <= k <= min(student_depth, len(scores)):
-        raise UserError(f"number of layer pairs {k} must be between 1 and {min(student_depth, len(scores))} "
-                        f"(student depth {student_depth}, {len(scores)} teacher layers scored)")
+    scores, depth, student_depth, k = _checked(teacher_scores, student_depth, k, teacher_depth)
     chosen: dict[int, int] = {}
     for t in sorted(scores, key=lambda i: (-float(scores[i]), int(i))):
         chosen.setdefault(relative_depth(int(t), depth, student_depth), int(t))
