@@ -22,14 +22,22 @@ from spectralkd.sr.mdbn import MDBN, count_params, receptive_radius
 from spectralkd.sr.tiling import upscale
 
 
-def best_time(fn, x, repeat: int) -> float:
-    fn(x)  # warm-up
-    times = []
+def best_times(fns: dict, x, repeat: int) -> dict:
+    """Best of ``repeat`` seconds for each named callable on ``x``, after one warm-up each. The callables take
+    turns (round-robin), so load from other jobs on a shared machine hits every one of them alike."""
+    for fn in fns.values():
+        fn(x)  # warm-up
+    times = {name: [] for name in fns}
     for _ in range(repeat):
-        t = time.perf_counter()
-        fn(x)
-        times.append(time.perf_counter() - t)
-    return min(times)
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn(x)
+            times[name].append(time.perf_counter() - t)
+    return {name: min(ts) for name, ts in times.items()}
+
+
+def best_time(fn, x, repeat: int) -> float:
+    return best_times({"fn": fn}, x, repeat)["fn"]
 
 
 def flops(model, h, w) -> int:

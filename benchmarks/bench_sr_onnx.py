@@ -1,9 +1,10 @@
 """onnxruntime CPU against our torch paths, MDBN x2 fp32, same inputs and thread count, best of N, one run:
 plain eager (`no_grad`, NCHW), `InferenceUpscaler` (inference mode, channels-last) and onnxruntime (the model
-written by `spectralkd sr export`, CPUExecutionProvider, graph optimisations on).
+written by `spectralkd sr export`, CPUExecutionProvider, default graph optimisations, intra-op threads = --threads).
+The paths are timed in turn (round-robin), so load from other jobs hits each of them alike.
 
     .venv/bin/python benchmarks/bench_sr_onnx.py [--weights artifacts/sr/mdbn_x2_cpu.safetensors] \
-        [--sizes 128 256] [--threads 1] [--repeat 3]
+        [--sizes 128 256] [--threads 1] [--repeat 5]
 
 Needs the [onnx] extra (onnx, onnxscript, onnxruntime).
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sr import best_time  # noqa: E402  (the timing helper shared by the SR benchmarks)
+from bench_sr import best_times  # noqa: E402  (the timing helper shared by the SR benchmarks)
 
 from spectralkd.paths import REPO_ROOT  # noqa: E402
 from spectralkd.sr.export import export_onnx, onnx_session, run_onnx  # noqa: E402
@@ -30,7 +31,7 @@ def main() -> None:
     p.add_argument("--weights", default=str(REPO_ROOT / "artifacts" / "sr" / "mdbn_x2_cpu.safetensors"))
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="square LR sides")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=5)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     import onnxruntime
@@ -48,13 +49,13 @@ def main() -> None:
         paths = {"eager fp32 (no_grad, NCHW)": eager, "InferenceUpscaler fp32 (inference_mode, channels_last)": tuned,
                  f"onnxruntime {onnxruntime.__version__} fp32 (CPU EP)": lambda x: run_onnx(session, x)}
         print(f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {args.threads} thread(s), "
-              f"{Path(args.weights).name}, best of {args.repeat} after one warm-up")
+              f"{Path(args.weights).name}, best of {args.repeat} after one warm-up, paths timed in turn")
         print("\n| LR size | path | seconds | speed vs eager | speed vs InferenceUpscaler | max abs diff vs eager |")
         print("|---|---|---|---|---|---|")
         for size in args.sizes:
             x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(size))
             ref = eager(x)
-            times = {name: best_time(fn, x, args.repeat) for name, fn in paths.items()}
+            times = best_times(paths, x, args.repeat)  # round-robin: load hits all paths alike
             t_eager, t_tuned = times["eager fp32 (no_grad, NCHW)"], times[list(paths)[1]]
             for name, fn in paths.items():
                 diff = float((fn(x) - ref).abs().max())

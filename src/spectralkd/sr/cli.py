@@ -197,7 +197,10 @@ def _upscale(args) -> int:
                 bar.close()
             print(f"{src} ({w}×{h}) → {dst} ({w * scale}×{h * scale})", file=sys.stderr)
             return 0
-        Path(args.output).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(args.output).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create output folder {args.output}: {exc.strerror}") from None
         for src, dst in tqdm(plan.jobs, desc=f"upscale x{scale}", unit="image", disable=None):
             try:
                 upscale_file(upscaler, src, dst, tile=args.tile, overlap=args.tile_overlap)
