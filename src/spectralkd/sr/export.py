@@ -51,6 +51,11 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
 
 
+def _in_channels(model: nn.Module) -> int:
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return conv.in_channels if conv is not None else 3
+
+
 def check_onnx_output_path(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
@@ -61,15 +66,15 @@ def check_onnx_output_path(path: str | Path) -> Path:
 
 
 def export_onnx(model: nn.Module, out: str | Path, sample_size: tuple[int, int] = (32, 32)) -> Path:
-    """Write ``model`` (float32, CPU, eval) to ``out`` as ONNX with dynamic batch/height/width; atomic.
+    """Write ``model`` to ``out`` as ONNX with dynamic batch/height/width, written atomically. The model is put in
+    float32, on the CPU and in eval mode (in place).
 
     UserError with one line when the model cannot be exported (or the packages are missing)."""
     out = check_onnx_output_path(out)
     _need("onnx")
     _need("onnxscript")
     model = model.float().cpu().eval()
-    in_ch = next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
-    sample = torch.rand(1, in_ch, *sample_size)
+    sample = torch.rand(1, _in_channels(model), *sample_size)
     dims = {0: torch.export.Dim("batch", min=1), 2: torch.export.Dim("height", min=1),
             3: torch.export.Dim("width", min=1)}
     try:
@@ -111,7 +116,7 @@ def verify_onnx(model: nn.Module, path: str | Path, sizes=((32, 32), (45, 27)), 
     ``{"sizes": [...], "max_abs_diff": [...]}``; shapes must match exactly."""
     session = onnx_session(path)
     model = model.float().cpu().eval()
-    in_ch = next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
+    in_ch = _in_channels(model)
     gen = torch.Generator().manual_seed(seed)
     diffs = []
     for h, w in sizes:
