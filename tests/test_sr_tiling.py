@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from spectralkd.errors import UserError
-from spectralkd.sr.inference import Tuned
+from spectralkd.sr.inference import InferenceUpscaler
 from spectralkd.sr.mdbn import MDBN, receptive_radius
 from spectralkd.sr.tiling import upscale
 
@@ -30,7 +30,7 @@ def test_tiled_3d_input_tuned_forward_and_bad_tile():
     lr = torch.rand(3, 33, 31)
     with torch.no_grad():
         full = model(lr[None])[0]
-    tuned = Tuned(MDBN(num_feat=8, num_block=1, upscale=2).eval())
+    tuned = InferenceUpscaler(MDBN(num_feat=8, num_block=1, upscale=2).eval())
     tuned.model.load_state_dict(model.state_dict())
     out = upscale(tuned.model, lr, tile=16, forward=tuned)
     assert out.shape == (3, 66, 62) and (out - full).abs().max().item() < 1e-5

@@ -8,6 +8,7 @@ tile edge, so the stitched image equals the whole-image forward pass (up to floa
 from __future__ import annotations
 
 import warnings
+from typing import Callable
 
 import torch
 from torch import nn
@@ -28,11 +29,12 @@ def _tile_starts(length: int, tile: int) -> list[int]:
 
 
 def upscale(model: nn.Module, lr: torch.Tensor, tile: int | None = None, overlap: int | None = None,
-            forward=None) -> torch.Tensor:
+            forward=None, on_tile: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Super-resolve ``lr`` (B×C×H×W or C×H×W, float in [0, 1]); ``tile`` LR pixels per tile side (None: whole).
 
     ``overlap`` defaults to the model's receptive radius; a smaller value is allowed but warns that tile seams
-    may differ from the untiled output. ``forward`` replaces ``model(x)`` (e.g. a tuned/compiled callable).
+    may differ from the untiled output. ``forward`` replaces ``model(x)`` (e.g. an
+    :class:`~spectralkd.sr.inference.InferenceUpscaler`). ``on_tile(done, total)`` is called after each tile.
     Runs under the caller's grad mode; wrap in ``torch.inference_mode()`` for inference.
     """
     forward_fn = forward or model
@@ -56,14 +58,16 @@ def upscale(model: nn.Module, lr: torch.Tensor, tile: int | None = None, overlap
     s = _scale_of(model)
     b, _, h, w = x.shape
     out = None
-    for y in _tile_starts(h, tile):
-        for x0 in _tile_starts(w, tile):
-            y1, x1 = min(y + tile, h), min(x0 + tile, w)
-            iy0, ix0 = max(0, y - overlap), max(0, x0 - overlap)
-            iy1, ix1 = min(h, y1 + overlap), min(w, x1 + overlap)
-            piece = forward_fn(x[:, :, iy0:iy1, ix0:ix1])
-            if out is None:
-                out = piece.new_empty((b, piece.shape[1], h * s, w * s))
-            oy, ox = (y - iy0) * s, (x0 - ix0) * s
-            out[:, :, y * s: y1 * s, x0 * s: x1 * s] = piece[:, :, oy: oy + (y1 - y) * s, ox: ox + (x1 - x0) * s]
+    starts = [(y, x0) for y in _tile_starts(h, tile) for x0 in _tile_starts(w, tile)]
+    for done, (y, x0) in enumerate(starts, 1):
+        y1, x1 = min(y + tile, h), min(x0 + tile, w)
+        iy0, ix0 = max(0, y - overlap), max(0, x0 - overlap)
+        iy1, ix1 = min(h, y1 + overlap), min(w, x1 + overlap)
+        piece = forward_fn(x[:, :, iy0:iy1, ix0:ix1])
+        if out is None:
+            out = piece.new_empty((b, piece.shape[1], h * s, w * s))
+        oy, ox = (y - iy0) * s, (x0 - ix0) * s
+        out[:, :, y * s: y1 * s, x0 * s: x1 * s] = piece[:, :, oy: oy + (y1 - y) * s, ox: ox + (x1 - x0) * s]
+        if on_tile is not None:
+            on_tile(done, len(starts))
     return out.squeeze(0) if squeeze else out
