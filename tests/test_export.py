@@ -1,4 +1,5 @@
 """`spectralkd export`: the folder loads back through timm's own local-dir / hf-hub loaders with identical logits."""
+import inspect
 import json
 import os
 import subprocess
@@ -12,6 +13,9 @@ from safetensors.torch import save_file
 
 from spectralkd.paths import REPO_ROOT
 from spectralkd.runtime.checkpoint import save_weights
+
+_NEW_TIMM = "data_config" in inspect.signature(timm.models._hub.save_config_for_hf).parameters
+needs_export_timm = pytest.mark.skipif(not _NEW_TIMM, reason="spectralkd export needs timm>=1.0.31")
 
 CLASSES = ["cat", "dog", "eel", "owl"]
 KWARGS = {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2, "num_classes": 4,
@@ -49,6 +53,7 @@ def _reference(state: dict) -> torch.nn.Module:
     return model.eval()
 
 
+@needs_export_timm
 def test_export_loads_back_through_timm_local_dir_with_identical_logits(cli, tmp_path):
     weights, state = _tiny_run(tmp_path, teacher="deit_small_patch16_224")
     out = tmp_path / "export"
@@ -84,6 +89,7 @@ def test_export_loads_back_through_timm_local_dir_with_identical_logits(cli, tmp
         assert fact in readme, fact
 
 
+@needs_export_timm
 def test_export_loads_through_hf_hub_from_an_offline_cache(cli, tmp_path):
     """The same folder, laid out as a downloaded Hub snapshot, loads with ``hf-hub:`` (no network)."""
     weights, state = _tiny_run(tmp_path)
@@ -106,6 +112,7 @@ def test_export_loads_through_hf_hub_from_an_offline_cache(cli, tmp_path):
         assert torch.equal(torch.load(tmp_path / "y.pt"), _reference(state)(x))
 
 
+@needs_export_timm
 def test_file_without_card_asks_for_model_and_kwargs(cli, tmp_path):
     torch.manual_seed(0)
     model = timm.create_model("test_resnet", num_classes=3).eval()  # BatchNorm: running stats must travel too
@@ -148,6 +155,7 @@ def test_bad_paths_give_one_line(cli, tmp_path):
 TEACHER = REPO_ROOT / "artifacts" / "cifar10-teacher" / "teacher.safetensors"
 
 
+@needs_export_timm
 @pytest.mark.skipif(not TEACHER.is_file(), reason="no committed teacher in this checkout")
 def test_committed_teacher_exports(cli, tmp_path):
     from spectralkd.features import create_model
@@ -166,3 +174,15 @@ def test_committed_teacher_exports(cli, tmp_path):
     assert list(loaded.pretrained_cfg["mean"]) == [0.4914, 0.4822, 0.4465]
     readme = (out / "README.md").read_text()
     assert "71.97 %" in readme and "None: trained from labels only" in readme
+
+
+def test_old_timm_config_writer_is_one_line(cli, tmp_path, monkeypatch):
+    from timm.models import _hub
+
+    def old_writer(model, config_path, model_config=None, model_args=None):  # timm <= 1.0.30's signature
+        raise AssertionError("must not be called")
+
+    monkeypatch.setattr(_hub, "save_config_for_hf", old_writer)
+    weights, _ = _tiny_run(tmp_path)
+    code, _, err = cli("export", "--checkpoint", weights, "--out", tmp_path / "o")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "timm>=1.0.31" in err

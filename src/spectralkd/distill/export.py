@@ -17,6 +17,9 @@ from spectralkd.errors import UserError
 from spectralkd.runtime.checkpoint import _plain_tensors, load_weights
 from spectralkd.runtime.io import atomic_write_bytes, atomic_write_text
 
+# The first timm whose save_config_for_hf takes data_config and records the factory's model arguments.
+EXPORT_MIN_TIMM = "1.0.31"
+
 # Fields of timm's default pretrained_cfg that describe the architecture's *original* published weights (their
 # tag, licence, paper); they do not hold for our weights, so they are dropped from the exported config.
 _FOREIGN_CFG_KEYS = ("tag", "license", "paper_ids", "paper_name", "origin_url", "notes", "hf_hub_id",
@@ -47,8 +50,16 @@ def _check_out(out: Path) -> None:
 
 def _timm_config(model: torch.nn.Module, card: dict, data: dict) -> dict:
     """timm's Hub ``config.json`` for ``model`` with the run's preprocessing and class names."""
-    from timm.models._hub import save_config_for_hf
+    import inspect
 
+    import timm
+    from timm.models import _hub
+
+    save_config_for_hf = _hub.save_config_for_hf
+    if "data_config" not in inspect.signature(save_config_for_hf).parameters:
+        raise UserError(f"spectralkd export needs timm >= {EXPORT_MIN_TIMM} (its config writer records the model's "
+                        f"arguments and preprocessing); this is timm {timm.__version__}: "
+                        f"pip install 'timm>={EXPORT_MIN_TIMM}'")
     data_config = {}
     if data.get("input_size"):
         size = int(data["input_size"])
