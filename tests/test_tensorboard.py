@@ -57,6 +57,17 @@ def test_sr_iteration_records_and_events_without_step(tmp_path):
     assert [s for s, _ in got["time_s"]] == [50, 100] and "params" not in got
 
 
+def test_resume_with_purge_step_replaces_the_steps_logged_again(tmp_path):
+    pytest.importorskip("tensorboard")
+    with TensorBoardLog(tmp_path / "tb") as tb:  # the interrupted run got to epoch 3
+        for epoch in (1, 2, 3):
+            tb.write({"epoch": epoch, "val_top1": 10.0 * epoch})
+    with TensorBoardLog(tmp_path / "tb", purge_step=3) as tb:  # resumed from last.pt of epoch 2
+        for epoch in (3, 4):
+            tb.write({"epoch": epoch, "val_top1": 100.0 + epoch})
+    assert _scalars(tmp_path / "tb")["val_top1"] == [(1, 10.0), (2, 20.0), (3, 103.0), (4, 104.0)]
+
+
 def test_flatten_handles_the_logs_spelling_of_non_finite_values():
     flat = flatten_scalars({"epoch": 3, "loss": "nan", "note": "diverged", "x": {"y": [1, True, None]}}, skip=("epoch",))
     assert set(flat) == {"loss", "x/y/0"} and flat["loss"] != flat["loss"] and flat["x/y/0"] == 1.0

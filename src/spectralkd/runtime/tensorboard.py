@@ -45,9 +45,13 @@ def flatten_scalars(record: dict, prefix: str = "", skip: tuple[str, ...] = ()) 
 
 
 class TensorBoardLog:
-    """Scalars of run-log records as TensorBoard event files in ``log_dir`` (a no-op when not ``enabled``)."""
+    """Scalars of run-log records as TensorBoard event files in ``log_dir`` (a no-op when not ``enabled``).
 
-    def __init__(self, log_dir: str | Path, enabled: bool = True):
+    On ``--resume`` pass ``purge_step`` = the first step the resumed run will log: TensorBoard then hides what an
+    interrupted run had written from that step on, so no step appears twice.
+    """
+
+    def __init__(self, log_dir: str | Path, enabled: bool = True, purge_step: int | None = None):
         self.log_dir = Path(log_dir)
         self._writer = None
         if not enabled:
@@ -58,7 +62,7 @@ class TensorBoardLog:
             raise UserError(MISSING_PACKAGE) from None
         if self.log_dir.exists() and not self.log_dir.is_dir():
             raise UserError(f"TensorBoard folder {self.log_dir} is a file; remove it or set log.tensorboard=false")
-        self._writer = SummaryWriter(log_dir=str(self.log_dir))
+        self._writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step)
 
     @property
     def enabled(self) -> bool:
