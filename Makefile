@@ -6,12 +6,13 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test install clean bench
 
-$(STAMP): pyproject.toml
+# Exact versions come from constraints.txt (regenerate: $(PY) tools/freeze_constraints.py); pyproject.toml holds ranges.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch/torchvision first, pinned (a local wheel on the project's machines; a normal download elsewhere)
-	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --quiet -e '.[test]'
+	# torch/torchvision first, pinned by constraints.txt (a local wheel on the project's machines; a download elsewhere)
+	$(PY) -m pip install --quiet -c constraints.txt torch torchvision
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)

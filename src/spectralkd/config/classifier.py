@@ -103,11 +103,14 @@ DEFAULTS: dict = {
         "teacher_ids": None,      # list of block ids, or "auto"
         "analysis": None,         # analysis.json of `spectralkd analyze` (for auto)
     },
+    "log": {
+        "tensorboard": False,     # also write log.jsonl's per-epoch scalars to RUN/tensorboard (needs tensorboard)
+    },
 }
 
 # Keys that may differ between a run and its resumption; any other change is refused.
-RESUME_MUTABLE = ("epochs", "stop_after_epoch", "device", "threads", "progress", "compile", "max_val_batches", "data.num_workers", "data.path",
-                  "data.eval_batch_size", "data.pin_memory", "out")
+RESUME_MUTABLE = ("epochs", "stop_after_epoch", "device", "threads", "progress", "compile", "max_val_batches",
+                  "data.num_workers", "data.path", "data.eval_batch_size", "data.pin_memory", "out", "log.tensorboard")
 
 
 def defaults() -> dict:

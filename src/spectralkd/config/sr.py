@@ -40,12 +40,13 @@ DEFAULTS: dict = {
     "ema": {"enabled": True, "decay": 0.999, "warmup": False},  # warmup: timm's ramp (short runs)
     "val": {"every": 500, "crop_border": None, "max_images": None},  # crop_border null → scale
     "log_every": 50,
+    "log": {"tensorboard": False},  # also write log.jsonl's scalars to RUN/tensorboard (needs tensorboard)
     "max_minutes": None,          # wall-clock budget: stop early (checkpoint + validation) when exceeded
     "stop_iter": None,            # stop (checkpoint + validation) after this iteration; --resume continues
 }
 
 RESUME_MUTABLE = ("device", "threads", "progress", "out", "data.num_workers", "data.train", "data.val",
-                  "val.every", "val.max_images", "max_minutes", "log_every", "stop_iter")
+                  "val.every", "val.max_images", "max_minutes", "log_every", "stop_iter", "log.tensorboard")
 
 
 def defaults() -> dict:

@@ -1,4 +1,4 @@
-"""`spectralkd train`, `spectralkd distill`, `spectralkd eval` (argument parsing only)."""
+"""`spectralkd train`, `spectralkd distill`, `spectralkd eval`, `spectralkd export` (argument parsing only)."""
 from __future__ import annotations
 
 import json
@@ -50,6 +50,18 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_run_eval)
 
+    p = subparsers.add_parser("export", help="write a trained classifier as a timm / Hugging Face Hub model folder",
+                              description="Write DIR/config.json, DIR/model.safetensors and a README.md model card so "
+                              "that timm.create_model('local-dir:DIR', pretrained=True) rebuilds the model; the folder "
+                              "can be uploaded to the Hub as it is and loaded with 'hf-hub:USER/REPO'.")
+    p.add_argument("--checkpoint", required=True, metavar="FILE", help="weights, e.g. RUN/best.safetensors")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write (created; files in it are replaced)")
+    p.add_argument("--model", metavar="NAME", help="timm model name (default: from the checkpoint's model card)")
+    p.add_argument("--model-kwargs", metavar="JSON", help="model kwargs as JSON (default: from the model card)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip loading the folder back through timm and comparing logits")
+    p.set_defaults(func=_run_export)
+
 
 def _train_command(command: str, args) -> int:
     from spectralkd.distill.cohort import is_cohort_dir, train_cohort
@@ -95,4 +107,16 @@ def _run_eval(args) -> int:
     else:
         print(f"{result['model']} {result['checkpoint']}: top1 {result['top1']:.2f} top5 {result['top5']:.2f} "
               f"on {result['images']} images of {result['data']}")
+    return 0
+
+
+def _run_export(args) -> int:
+    from spectralkd.distill.export import export_for_timm
+
+    result = export_for_timm(args.checkpoint, args.out, args.model, args.model_kwargs, verify=not args.no_verify)
+    check = (f"; reloaded through timm local-dir: max |Δlogit| {result['max_abs_logit_diff']:.3g}"
+             if "max_abs_logit_diff" in result else "")
+    print(f"{result['model']} ({result['params'] / 1e6:.2f} M parameters, {result['num_classes']} classes) → "
+          f"{result['out']}/{{{','.join(result['files'])}}}{check}")
+    print(f"load it with timm.create_model(\"local-dir:{result['out']}\", pretrained=True)")
     return 0

@@ -186,7 +186,7 @@ class SpectralKD(TrainingTask):
         return self.trainable_module_ema
 
     def update_ema(self, step: int | None = None) -> None:
-        if self.has_ema():
+        if getattr(self, "trainable_module_ema", None) is not None:  # (timm < 1.0.31 has no has_ema())
             self.trainable_module_ema.update(self.student, step=step)
 
     def get_eval_model(self, module: nn.Module | None = None, ema: bool = False) -> nn.Module | None:

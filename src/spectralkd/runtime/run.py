@@ -11,6 +11,7 @@ with their model cards. :class:`Run` owns that folder:
 * :meth:`Run.start` locks the folder (a second process on the same folder is refused; the lock of a killed process
   is released by the kernel and taken over), removes temporary files left by a kill, writes ``config.yaml`` and
   trims the log to the resumed position.
+* The log (``run.log.write``) goes to ``log.jsonl`` and, with ``log.tensorboard: true``, to TensorBoard.
 * :meth:`Run.save` writes weights files first and ``last.pt`` last, each atomically, so a kill leaves the previous
   consistent state; :meth:`Run.check_finite` stops every process together on a non-finite loss.
 
@@ -35,6 +36,7 @@ from spectralkd.runtime.checkpoint import atomic_torch_save, load_torch_state, s
 from spectralkd.runtime.distributed import DistEnv, all_reduce_sum, barrier, broadcast_object
 from spectralkd.runtime.io import atomic_write_text
 from spectralkd.runtime.runlog import JsonlLog
+from spectralkd.runtime.tensorboard import TensorBoardLog
 
 CONFIG = "config.yaml"
 STATE = "last.pt"
@@ -111,12 +113,33 @@ class RunLock:
             self.fd = None
 
 
+class RunRecords:
+    """The run's records: every one goes to ``log.jsonl`` and, with ``log.tensorboard: true``, its numeric values to
+    TensorBoard scalars at the record's ``step_key`` (epoch or iteration)."""
+
+    def __init__(self, jsonl: JsonlLog, step_key: str):
+        self.jsonl, self.step_key, self.tensorboard = jsonl, step_key, None
+
+    def write(self, record: dict) -> None:
+        self.jsonl.write(record)
+        if self.tensorboard is not None and self.step_key in record:
+            self.tensorboard.write(record, self.step_key)
+
+    def truncate_after(self, key: str, last_value) -> None:
+        self.jsonl.truncate_after(key, last_value)
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+            self.tensorboard = None
+
+
 class Run:
     """One run directory, opened by :meth:`prepare` and written after :meth:`start` (see the module docstring)."""
 
     def __init__(self, path: Path, cfg: dict, env: DistEnv, state: dict | None, progress_key: str):
         self.path, self.cfg, self.env, self.state, self.progress_key = path, cfg, env, state, progress_key
-        self.log = JsonlLog(path / LOG, enabled=env.is_main)
+        self.log = RunRecords(JsonlLog(path / LOG, enabled=env.is_main), progress_key)
         self.lock = RunLock(path)
         self.started = False
 
@@ -183,6 +206,9 @@ class Run:
                 (self.path / LOG).unlink(missing_ok=True)
             write_config(self.cfg, self.path / CONFIG)
             self.log.truncate_after(self.progress_key, self.position)
+            if (self.cfg.get("log") or {}).get("tensorboard"):  # the package is checked here, before any training
+                self.log.tensorboard = TensorBoardLog(self.path / "tensorboard",
+                                                      purge_step=self.position + 1 if self.state else None)
         self.started = True
         barrier()
         return self
@@ -207,6 +233,7 @@ class Run:
                                 "set optim.clip_grad")
 
     def close(self) -> None:
+        self.log.close()
         self.lock.release()
 
     def __enter__(self) -> "Run":
