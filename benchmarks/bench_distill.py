@@ -170,6 +170,50 @@ COHORT = {  # the study's students: loss, feature term weight
 }
 
 
+def bench_timm(rounds: int, steps: int, batch: int, precision: str = "bf16") -> None:
+    """Our SpectralKD step and logit-KD step against timm's LogitDistillationTask on the same student, teacher and
+    batches (the CIFAR-10 recipe's shapes), rounds interleaved; img/s and step-time ratios."""
+    from timm.task import LogitDistillationTask
+
+    teacher = create_model(TEACHER[0], model_kwargs=TEACHER[1]).eval().requires_grad_(False)
+    g = torch.Generator().manual_seed(1)
+    data = TensorBatches([(torch.randn(batch, 3, 32, 32, generator=g), torch.randint(0, 10, (batch,), generator=g))
+                          for _ in range(steps)])
+
+    def timm_epoch() -> float:
+        torch.manual_seed(0)
+        student = create_model(STUDENT[0], model_kwargs=STUDENT[1])
+        task = LogitDistillationTask(student, teacher, criterion=torch.nn.CrossEntropyLoss(label_smoothing=0.1),
+                                     task_loss_weight=0.1, temperature=1.0, verbose=False)
+        optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4)
+        task.train()
+        start = time.perf_counter()
+        for images, labels in data:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                loss = task(images, labels)["loss"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return steps * batch / (time.perf_counter() - start)
+
+    variants = {"spectralkd": lambda: one_epoch(make_parts(0.2, precision, teacher, batch, steps), data)["img_per_s"],
+                "logit-KD (ours)": lambda: one_epoch(make_parts(0.0, precision, teacher, batch, steps), data)["img_per_s"],
+                "timm LogitDistillationTask": timm_epoch}
+    for fn in variants.values():  # warm-up
+        fn()
+    rates = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            rates[name].append(fn())
+    best = {name: max(v) for name, v in rates.items()}
+    for name, v in best.items():
+        print(f"step, CIFAR recipe batch {batch} {precision}, {name}: {v:.0f} img/s (median {statistics.median(rates[name]):.0f})")
+    timm_rate = best["timm LogitDistillationTask"]
+    print(f"step time: SpectralKD / our logit-KD {best['logit-KD (ours)'] / best['spectralkd']:.3f}x (goal ≤ 1.05); "
+          f"SpectralKD / timm logit-KD {timm_rate / best['spectralkd']:.3f}x; our logit-KD / timm logit-KD "
+          f"{timm_rate / best['logit-KD (ours)']:.3f}x")
+
+
 def make_student(feature_loss: str, w_fft: float, teacher, steps: int, precision: str) -> ClassifierTraining:
     parts = make_parts(w_fft, precision, teacher, 0, steps)
     parts.task.loss_fn.feature_loss = feature_loss
@@ -224,7 +268,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run of this script)")
-    parser.add_argument("--only", choices=("loss", "step", "cohort"), help="run one part only")
+    parser.add_argument("--only", choices=("loss", "step", "timm", "cohort"), help="run one part only")
     parser.add_argument("--alignment", action="store_true", help="only the spatial-alignment timing (item 3)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -238,6 +282,8 @@ def main() -> None:
         bench_loss(rounds, 1 if args.quick else 3)
     if args.only in (None, "step"):
         bench_step(rounds, steps, args.batch)
+    if args.only in (None, "timm"):
+        bench_timm(rounds, steps, args.batch)
     if args.only in (None, "cohort"):
         bench_cohort(max(1, rounds // 2), steps, args.batch)
 
