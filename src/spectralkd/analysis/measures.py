@@ -82,7 +82,7 @@ def make_loader(model: nn.Module, data: str | Path, num_images: int | None = Non
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     cfg = data_config(model, input_size=input_size, **overrides)
     files = pick_images(analysis_images(data, split), num_images)
-    dataset = ImageFiles(files, eval_transform(cfg), skip_bad=skip_bad)
+    dataset = ImageFiles(files, eval_transform(cfg), skip_bad=skip_bad, bad_hint="use --skip-bad to skip such files")
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
                         collate_fn=collate_skip_bad)
     return loader, cfg, len(files)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from spectralkd.analysis.outputs import unstructured_intensity
 from spectralkd.analysis.measures import AnalysisResult
+from spectralkd.paths import portable
 from spectralkd.runtime.io import atomic_write_text
 
 MEASURES = [
@@ -49,7 +50,7 @@ def _fmt(v, digits=4) -> str:
 
 
 def render(result: AnalysisResult, recommended: dict, plots: dict[str, Path]) -> str:
-    s = result.settings
+    s = portable(result.settings)
     rows = []
     teacher_ids = set(recommended.get("teacher_ids", []))
     for name, m in zip(result.layer_names, result.layers):

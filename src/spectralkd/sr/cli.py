@@ -128,7 +128,9 @@ def _test(args) -> int:
     if args.out:
         from spectralkd.runtime.io import atomic_write_text
 
-        atomic_write_text(args.out, json.dumps(results, indent=1) + "\n")
+        from spectralkd.paths import portable
+
+        atomic_write_text(args.out, json.dumps(portable(results, Path(args.out).parent), indent=1) + "\n")
     return 0
 
 
@@ -151,7 +153,15 @@ def _upscale(args) -> int:
     tuned = Tuned(model, bf16=args.bf16, compile=args.compile)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        sr = upscale(tuned.model, to_tensor(lr)[None], tile=args.tile, overlap=args.tile_overlap, forward=tuned)
+        try:
+            sr = upscale(tuned.model, to_tensor(lr)[None], tile=args.tile, overlap=args.tile_overlap, forward=tuned)
+        except (MemoryError, RuntimeError) as exc:
+            from spectralkd.errors import is_out_of_memory
+
+            if args.tile is not None or not is_out_of_memory(exc):
+                raise
+            raise UserError(f"out of memory upscaling {args.input} ({lr.shape[1]}×{lr.shape[0]}) as one piece; "
+                            "retry with --tile 256 (tiled: bounded memory, same output)") from None
     out_path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(to_uint8_image(sr[0])).save(out_path)
     print(f"{args.input} ({lr.shape[1]}×{lr.shape[0]}) → {out_path} ({lr.shape[1] * scale}×{lr.shape[0] * scale})",
