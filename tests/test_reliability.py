@@ -504,3 +504,27 @@ def test_analysis_outputs_hold_no_absolute_paths(tmp_path, cli, synthetic_root):
         assert str(tmp_path) not in text and str(synthetic_root) not in text, name
     settings = json.loads((out / "details.json").read_text())["settings"]
     assert settings["checkpoint"] == "ckpt/m.safetensors"
+
+
+def test_analyze_skip_bad_skips_a_decompression_bomb(tmp_path, cli, monkeypatch):
+    from spectralkd.features import create_model
+
+    data = tmp_path / "imgs"
+    data.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(data / f"ok{i}.png")
+    Image.fromarray(np.zeros((96, 96, 3), np.uint8)).save(data / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # 9216 px > 2 × 2000; 1024 px < 2000
+    kwargs = dict(img_size=32, patch_size=8, depth=2, embed_dim=32, num_heads=2, num_classes=10)
+    torch.manual_seed(0)
+    ckpt = tmp_path / "m.safetensors"
+    save_weights(ckpt, create_model("deit_tiny_patch16_224", model_kwargs=kwargs).state_dict())
+    args = ["analyze", "--model", "deit_tiny_patch16_224", "--model-kwargs", json.dumps(kwargs), "--checkpoint", ckpt,
+            "--data", data, "--no-progress"]
+    code, _, err = cli(*args, "--out", tmp_path / "a1")
+    one_line_error(code, err, "huge.png", "decompression bomb", "--skip-bad")
+    code, out, err = cli(*args, "--out", tmp_path / "a2", "--skip-bad")
+    assert code == 0, err
+    details = json.loads((tmp_path / "a2" / "details.json").read_text())
+    assert details["skipped_images"] == 1 and details["num_images"] == 3
