@@ -528,3 +528,9 @@ def test_analyze_skip_bad_skips_a_decompression_bomb(tmp_path, cli, monkeypatch)
     assert code == 0, err
     details = json.loads((tmp_path / "a2" / "details.json").read_text())
     assert details["skipped_images"] == 1 and details["num_images"] == 3
+
+
+@pytest.mark.parametrize("weights", sorted((REPO_ROOT / "artifacts").rglob("*.safetensors")), ids=lambda p: p.name)
+def test_shipped_cards_pass_the_type_check(weights):
+    _, card = load_weights(weights)  # SR cards name their config file as text; classifier cards embed a dict
+    assert isinstance(card, dict) and card

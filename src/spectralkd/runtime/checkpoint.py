@@ -128,7 +128,7 @@ def load_weights(path: str | Path) -> tuple[dict, dict]:
 # Model-card keys and the JSON types they must have when present (None is allowed for each).
 CARD_TYPES: dict[str, tuple[type, ...]] = {
     "model": (str,), "model_kwargs": (dict,), "weights": (str,), "top1": (int, float), "top5": (int, float),
-    "epoch": (int,), "seed": (int,), "command": (str, list), "data": (dict,), "config": (dict,), "pairs": (dict,),
+    "epoch": (int,), "seed": (int,), "command": (str, list), "data": (dict,), "config": (dict, str), "pairs": (dict,),
 }
 
 

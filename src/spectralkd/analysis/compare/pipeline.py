@@ -27,7 +27,7 @@ def _run_pairs(card: dict) -> dict | None:
         if isinstance(p, dict) and p.get("student_ids"):
             return {k: [int(x) for x in p[k]] for k in ("student_ids", "teacher_ids")}
         return None
-    cfg = card.get("config") or {}
+    cfg = card.get("config") if isinstance(card.get("config"), dict) else {}
     d = {**defaults()["distill"], **(cfg.get("distill") or {})}  # absent keys: the trainer's defaults
     s, t = d["student_ids"], d["teacher_ids"]
     feature_term = d["mode"] != "none" and float(d["w_fft"]) * float(d["beta"]) != 0
