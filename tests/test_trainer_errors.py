@@ -46,7 +46,7 @@ def test_missing_data_and_existing_run_and_corrupt_checkpoint(tmp_path, syntheti
     assert code == 2 and "already holds a run" in err
     (out / "last.pt").write_bytes(b"not a checkpoint")
     code, _, err = run_cli("distill", "--resume", out)
-    assert code == 2 and "cannot be loaded safely" in err
+    assert code == 2 and "corrupt or not a PyTorch file" in err
     code, _, err = run_cli("eval", "--checkpoint", tmp_path / "missing.safetensors", "--data", synthetic_root)
     assert code == 2 and "does not exist" in err
 

@@ -6,10 +6,11 @@ Bad input surfaces as one line on stderr and exit status 2; no traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
-from spectralkd.errors import UserError, one_line
+from spectralkd.errors import UserError, is_out_of_memory, one_line
 
 # Each module defines ``register(subparsers)``, adding parsers whose defaults carry ``func(args) -> int``.
 COMMAND_MODULES = (
@@ -46,6 +47,21 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
         print(f"spectralkd {args.command}: error:{where}: {exc.strerror or one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        what = "no space left on device" if exc.errno == errno.ENOSPC else "disk quota exceeded"
+        where = f" while writing {exc.filename}" if exc.filename else ""
+        print(f"spectralkd {args.command}: error: {what}{where}; files written before are intact "
+              "(checkpoints are replaced only when complete)", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        where = "GPU" if type(exc).__name__ == "OutOfMemoryError" or "CUDA" in str(exc) else "RAM"
+        print(f"spectralkd {args.command}: error: out of memory ({where}); use a smaller batch, input or model "
+              "(files written before are intact)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"spectralkd {args.command}: interrupted", file=sys.stderr)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from spectralkd.paths import REPO_ROOT
+from spectralkd.paths import REPO_ROOT, portable
 
 TEACHER_DIR = REPO_ROOT / "artifacts" / "cifar10-teacher"
 TEACHER_WEIGHTS = TEACHER_DIR / "teacher.safetensors"
@@ -134,7 +134,9 @@ def run_demo(data: str | None, out: str | Path, steps: int = 300, num_images: in
     for name, run_dir in runs.items():
         card = json.loads((run_dir / "best.safetensors.json").read_text())
         summary["students"][name] = {"best_top1": card.get("top1"), "epoch": card.get("epoch")}
-    (out / "demo.json").write_text(json.dumps(summary, indent=1) + "\n")
+    from spectralkd.runtime.io import atomic_write_text
+
+    atomic_write_text(out / "demo.json", json.dumps(portable(summary, out), indent=1) + "\n")
     for s in result["students"]:
         m = s["measures"]["intensity"]
         print(f"{s['label']}: intensity-curve correlation with the teacher "

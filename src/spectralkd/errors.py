@@ -23,3 +23,12 @@ def one_line(exc: BaseException, limit: int | None = None) -> str:
         text = last[len(prefix):] if last.startswith(prefix) else last.split(": ", 1)[-1]
     text = " ".join(text.split()) or type(exc).__name__
     return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for Python's MemoryError, ``torch.OutOfMemoryError`` (GPU) and the CPU allocator's RuntimeError."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower()
+                                              and "CUDA" in text)

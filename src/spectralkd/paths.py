@@ -34,3 +34,57 @@ def cache_dir() -> Path:
     path = Path(os.environ.get("SPECTRALKD_CACHE") or Path.home() / ".cache" / "spectralkd")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def portable_path(path: str | os.PathLike, base: str | os.PathLike | None = None) -> str:
+    """A path as it may appear in a file we ship: relative to ``base`` (the output folder) or to the working
+    directory when below it, else only its last two parts (``folder/file``); never an absolute path."""
+    p = Path(path)
+    if not p.is_absolute():
+        return str(path)
+    for root in (base, Path.cwd()):
+        if root is None:
+            continue
+        try:
+            return str(p.relative_to(Path(root).resolve())) or "."
+        except ValueError:
+            pass
+        try:
+            return str(p.resolve().relative_to(Path(root).resolve())) or "."
+        except (ValueError, OSError):
+            pass
+    return str(Path(*p.parts[-2:])) if len(p.parts) > 2 else p.name
+
+
+def _portable_text(text: str, base) -> str:
+    if os.path.isabs(text) and "\n" not in text:
+        return portable_path(text, base)
+    if "/" not in text or not any(ch.isspace() for ch in text):
+        return text
+    import shlex
+
+    try:
+        tokens = shlex.split(text)
+    except ValueError:
+        return text
+    changed = False
+    for i, tok in enumerate(tokens):
+        key, eq, value = tok.partition("=") if tok.startswith("-") or "=" in tok else ("", "", tok)
+        if os.path.isabs(value):
+            tokens[i] = f"{key}{eq}{portable_path(value, base)}"
+            changed = True
+    return shlex.join(tokens) if changed else text
+
+
+def portable(obj, base: str | os.PathLike | None = None):
+    """``obj`` (JSON-like) with every absolute path in its strings (also inside command lines) made portable by
+    :func:`portable_path`; everything else unchanged."""
+    if isinstance(obj, dict):
+        return {k: portable(v, base) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [portable(v, base) for v in obj]
+    if isinstance(obj, os.PathLike):
+        return portable_path(obj, base)
+    if isinstance(obj, str):
+        return _portable_text(obj, base)
+    return obj

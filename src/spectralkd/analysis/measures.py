@@ -93,7 +93,7 @@ def make_loader(model: nn.Module, data: str | Path, num_images: int | None = Non
         files = pick_images(sorted(path for path, _ in held), num_images)
     else:
         files = pick_images(analysis_images(data, split), num_images)
-    dataset = ImageFiles(files, eval_transform(cfg), skip_bad=skip_bad)
+    dataset = ImageFiles(files, eval_transform(cfg), skip_bad=skip_bad, bad_hint="use --skip-bad to skip such files")
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
                         collate_fn=collate_skip_bad)
     return loader, cfg, len(files)

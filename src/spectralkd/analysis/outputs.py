@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 
 from spectralkd.analysis.measures import AnalysisResult
+from spectralkd.paths import portable
 from spectralkd.runtime.io import atomic_write_text
 from spectralkd.errors import UserError
 
@@ -80,14 +81,50 @@ def write_outputs(result: AnalysisResult, recommended: dict, out: str | Path) ->
     """analysis.json, details.json, layers.csv in ``out`` → {name: path}."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    files = {"analysis.json": json.dumps(analysis_dict(result, recommended), indent=1) + "\n",
-             "details.json": json.dumps(details_dict(result), indent=1) + "\n",
+    files = {"analysis.json": json.dumps(portable(analysis_dict(result, recommended), out), indent=1) + "\n",
+             "details.json": json.dumps(portable(details_dict(result), out), indent=1) + "\n",
              "layers.csv": layers_csv(result)}
     paths = {}
     for name, text in files.items():
         atomic_write_text(out / name, text)
         paths[name] = out / name
     return paths
+
+
+LAYER_MEASURES = ("intensity", "rms", "entropy", "high_freq_ratio")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_analysis_types(path: Path, data: dict) -> None:
+    """One line naming the first value of the wrong JSON type (a measure that is text, an index that is not whole…)."""
+    def bad(where: str, value, expected: str):
+        raise UserError(f"{path}: {where} is {json.dumps(value)[:40]}, expected {expected}; "
+                        "not an analysis.json as `spectralkd analyze` writes it")
+
+    for i, layer in enumerate(data["layers"]):
+        if not (isinstance(layer["index"], int) and not isinstance(layer["index"], bool)):
+            bad(f"layers[{i}].index", layer["index"], "a whole number")
+        for name in LAYER_MEASURES:
+            value = layer.get(name)
+            if value is not None and not _is_number(value):
+                bad(f"layers[{i}].{name}", value, "a number")
+    spectra = data.get("spectra", {})
+    if not isinstance(spectra, dict):
+        bad("spectra", spectra, "an object of layer index → list of numbers")
+    for key, spec in spectra.items():
+        if not (isinstance(spec, list) and all(_is_number(v) for v in spec)):
+            bad(f"spectra[{key}]", spec, "a list of numbers")
+    pairs = data.get("pairs")
+    if pairs is not None:
+        ok = isinstance(pairs, dict) and all(isinstance(pairs.get(k), list) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in pairs[k]) for k in ("student_ids", "teacher_ids"))
+        if not ok:
+            bad("pairs", pairs, "{\"student_ids\": [whole numbers], \"teacher_ids\": [whole numbers]}")
+    if data.get("model") is not None and not isinstance(data["model"], str):
+        bad("model", data["model"], "a model name (text)")
 
 
 def load_analysis(path: str | Path) -> dict:
@@ -110,6 +147,7 @@ def load_analysis(path: str | Path) -> dict:
     layers = data.get("layers") if isinstance(data, dict) else None
     if not isinstance(layers, list) or not layers or not all(isinstance(x, dict) and "index" in x for x in layers):
         raise UserError(f"{path} is not an analysis.json of `spectralkd analyze` (no 'layers' list with indices)")
+    _check_analysis_types(path, data)
     data["layers"] = sorted(layers, key=lambda x: int(x["index"]))
     data.setdefault("spectra", {})
     details = path.parent / "details.json"

@@ -8,6 +8,7 @@ from spectralkd.analysis.html_page import embed_png, fmt as _fmt, page
 from spectralkd.analysis.outputs import unstructured_intensity
 from spectralkd.analysis.measures import AnalysisResult
 from spectralkd.analysis.recommend import describe_pairs
+from spectralkd.paths import portable
 from spectralkd.runtime.io import atomic_write_text
 
 MEASURES = [
@@ -37,7 +38,7 @@ MEASURES = [
 
 
 def render(result: AnalysisResult, recommended: dict, plots: dict[str, Path]) -> str:
-    s = result.settings
+    s = portable(result.settings)
     rows = []
     teacher_ids = set(recommended.get("teacher_ids", []))
     for name, m in zip(result.layer_names, result.layers):

@@ -48,6 +48,9 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--ignore-class-names", action="store_true",
+                   help="evaluate even when the model card's class names differ from the data's folders "
+                        "(you state that class i of the model is folder i of the data)")
     p.set_defaults(func=_run_eval)
 
     p = subparsers.add_parser("export", help="write a trained classifier as a timm / Hugging Face Hub model folder",
@@ -101,7 +104,8 @@ def _run_eval(args) -> int:
                                  args.num_workers, args.input_size, args.device, args.precision, args.split,
                                  progress=sys.stderr.isatty(),
                                  overrides={"mean": args.mean, "std": args.std, "crop_pct": args.crop_pct,
-                                            "interpolation": args.interpolation})
+                                            "interpolation": args.interpolation},
+                                 ignore_class_names=args.ignore_class_names)
     if args.json:
         print(json.dumps(result))
     else:

@@ -47,7 +47,8 @@ def evaluate(model: nn.Module, loader, device: torch.device, precision: str = "f
 def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None, model_name: str | None = None,
                         model_kwargs: str | dict | None = None, batch_size: int = 256, num_workers: int = 2,
                         input_size: int | None = None, device: str = "auto", precision: str = "fp32",
-                        split: str = "val", progress: bool = True, overrides: dict | None = None) -> dict:
+                        split: str = "val", progress: bool = True, overrides: dict | None = None,
+                        ignore_class_names: bool = False) -> dict:
     """Accuracy of weights on ``<data>/<split>``; model name, kwargs and preprocessing default to the model card."""
     from torch.utils.data import DataLoader
 
@@ -68,6 +69,13 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None, model_n
     card_data = card.get("data") or {}
     data = data or default_data()
     items, classes, folder = labelled_split(data, split)
+    trained = card_data.get("classes")
+    if trained is not None and list(trained) != list(classes) and not ignore_class_names:
+        diff = next((i for i, (a, b) in enumerate(zip(trained, classes)) if a != b), min(len(trained), len(classes)))
+        first = (f"class {diff} is '{trained[diff] if diff < len(trained) else '-'}' in the model card but "
+                 f"'{classes[diff] if diff < len(classes) else '-'}' in the data")
+        raise UserError(f"checkpoint {checkpoint} was trained on {len(trained)} classes, {folder} has {len(classes)} "
+                        f"with other names ({first}); pass --ignore-class-names if they correspond in this order")
     if "num_classes" not in kwargs:
         kwargs["num_classes"] = len(classes)
     model = create_model(model_name, checkpoint=checkpoint, model_kwargs=kwargs)

@@ -24,7 +24,7 @@ from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 
 from spectralkd.config import get, run_config
 from spectralkd.config.classifier import RESUME_MUTABLE, defaults
-from spectralkd.data import default_data, labelled_split, resolve_data, synthetic_imagefolder
+from spectralkd.data import data_identity, default_data, labelled_split, resolve_data, synthetic_imagefolder
 from spectralkd.distill import data_setup, model_setup
 from spectralkd.distill.data_setup import DataBundle
 from spectralkd.distill.evaluate import evaluate
@@ -34,6 +34,7 @@ from spectralkd.distill.pairs import resolve_pairs, validate_pairs
 from spectralkd.distill.task import SpectralKD
 from spectralkd.errors import UserError, one_line
 from spectralkd.features import load_into, num_block_maps
+from spectralkd.paths import portable
 from spectralkd.runtime.distributed import DistEnv, barrier, cleanup, init_distributed
 from spectralkd.runtime.precision import check_precision, make_scaler
 from spectralkd.runtime.progress import Progress
@@ -168,7 +169,7 @@ def _card(cfg: dict, kwargs: dict, training: ClassifierTraining, data: DataBundl
     task, data_cfg = training.task, data.data_cfg
     pairs = {"student_ids": task.student_layers, "teacher_ids": task.teacher_layers} if task.student_layers else None
     return {"model": cfg["model"]["name"], "model_kwargs": kwargs, "seed": int(cfg["seed"]), "pairs": pairs,
-            "data": {"path": str(cfg["data"]["path"]), "classes": data.classes,
+            "data": {**data_identity(cfg["data"]["path"], data.classes),
                      "input_size": data_cfg["input_size"][-1], "mean": list(data_cfg["mean"]),
                      "std": list(data_cfg["std"]), "interpolation": data_cfg.get("interpolation"),
                      "crop_pct": data_cfg.get("crop_pct"), "num_train": data.num_train, "num_val": data.num_val,
@@ -261,8 +262,8 @@ def finish_epoch(s: Student, data: DataBundle, record: dict, epoch: int, epochs:
                        "test_images": test["images"]})
     record = {"epoch": epoch + 1, **record, "best_top1": s.best["top1"], "best_epoch": s.best["epoch"]}
     s.run.log.write(record)
-    weights = {"best.safetensors": (net.state_dict(), {**s.card, "weights": which, "top1": top1, "top5": top5,
-                                                      "epoch": epoch + 1, "config": cfg})} if improved else None
+    card = {**s.card, "weights": which, "top1": top1, "top5": top5, "epoch": epoch + 1, "config": cfg}
+    weights = {"best.safetensors": (net.state_dict(), portable(card, s.run.path))} if improved else None
     s.run.save(_training_state(epoch + 1, t, s.best), weights)
     if s.run.env.is_main:
         _epoch_line(s, record, epochs, improved)

@@ -6,6 +6,7 @@ Training state is written with ``torch.save`` through :mod:`spectralkd.runtime.i
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -23,15 +24,51 @@ def atomic_torch_save(obj, path: str | Path) -> None:
 
 
 def load_torch_state(path: str | Path, map_location="cpu"):
-    """Load a ``torch.save`` file without executing pickled code."""
+    """Load a ``torch.save`` file without executing pickled code.
+
+    A file that holds Python objects beyond tensors, containers and plain values is refused with a message of our
+    own (torch's text would suggest turning the protection off, which we never want to advise).
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # corrupt, truncated, or holds objects outside the safe allow-list
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc) or "can still be loaded" in str(exc):
+            raise UserError(f"checkpoint {path} was refused: it holds pickled Python objects (not only tensors and "
+                            "plain values), which could run code when loaded; spectralkd loads only weights-only "
+                            "files (safetensors, or torch.save of tensors, dicts, lists and numbers)") from None
+        raise UserError(f"checkpoint {path} is corrupt or not a PyTorch file") from None
+    except Exception as exc:  # corrupt, truncated, not a torch file
         reason = one_line(exc, 200)
-        raise UserError(f"checkpoint {path} cannot be loaded safely (corrupt or not a weights-only file): {reason}") from None
+        raise UserError(f"checkpoint {path} is corrupt or not a PyTorch file: {reason}") from None
+
+
+def load_training_state(path: str | Path, schema: dict[str, type | tuple[type, ...]], map_location="cpu") -> dict:
+    """A training state (``last.pt``) whose keys have the types in ``schema``, else one line naming the key.
+
+    ``int`` in the schema means a real integer (not text, not a bool, not a float); ``dict`` a mapping.
+    """
+    path = Path(path)
+    state = load_torch_state(path, map_location=map_location)
+    if not isinstance(state, dict):
+        raise UserError(f"checkpoint {path} is not a spectralkd training state (holds a {type(state).__name__}, "
+                        "not a dict)")
+    for key, kind in schema.items():
+        if key not in state:
+            raise UserError(f"checkpoint {path} is not a spectralkd training state (no '{key}')")
+        value = state[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            if int in kinds and isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
+                continue
+            names = " or ".join(k.__name__ for k in kinds)
+            raise UserError(f"checkpoint {path}: '{key}' is {type(value).__name__} {str(value)[:40]!r}, "
+                            f"expected {names}; the file is damaged or not from spectralkd")
+        if int in kinds and isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            raise UserError(f"checkpoint {path}: '{key}' is {value}, expected a number >= 0")
+    return state
 
 
 def _plain_tensors(state_dict: dict) -> dict:
@@ -56,15 +93,15 @@ def card_path(weights_path: str | Path) -> Path:
     return weights_path.with_name(weights_path.name + ".json")
 
 
-def embedded_card(path: str | Path) -> dict | None:
-    """The model card stored inside a safetensors file (``None`` when it has none or it is unreadable)."""
+def embedded_card(path: str | Path):
+    """The model card stored inside a safetensors file, as parsed JSON (``None`` when it has none or it is not
+    JSON; :func:`check_card` checks its shape)."""
     with safe_open(str(path), framework="pt") as handle:
         meta = handle.metadata() or {}
     try:
-        card = json.loads(meta["card"]) if "card" in meta else None
+        return json.loads(meta["card"]) if "card" in meta else None
     except json.JSONDecodeError:
         return None
-    return card if isinstance(card, dict) else None
 
 
 def load_weights(path: str | Path) -> tuple[dict, dict]:
@@ -79,16 +116,19 @@ def load_weights(path: str | Path) -> tuple[dict, dict]:
         raise UserError(f"weights file {path} does not exist")
     try:
         state = load_file(str(path))
-        card = embedded_card(path)
+        card, where = embedded_card(path), f"{path} (embedded card)"
     except (SafetensorError, OSError, ValueError) as exc:
         raise UserError(f"weights file {path} is not a readable safetensors file: {one_line(exc, 200)}") from None
     side = card_path(path)
     if card is None and side.is_file():
         try:
             card = json.loads(side.read_text())
-        except json.JSONDecodeError as exc:
-            raise UserError(f"model card {side} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-    return state, card or {}
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UserError(f"model card {side} is not valid JSON: {one_line(exc, 120)}") from None
+        where = side
+    if card is None:
+        return state, {}
+    return state, check_card(card, where)
 
 
 def sync_card_sidecar(path: str | Path) -> bool:
@@ -99,7 +139,7 @@ def sync_card_sidecar(path: str | Path) -> bool:
         card = embedded_card(path)
     except (SafetensorError, OSError, ValueError):
         return False
-    if card is None:
+    if not isinstance(card, dict):
         return False
     side = card_path(path)
     try:
@@ -110,3 +150,29 @@ def sync_card_sidecar(path: str | Path) -> bool:
         return False
     atomic_write_text(side, json.dumps(card, indent=2, sort_keys=False, default=str) + "\n")
     return True
+
+
+# Model-card keys and the JSON types they must have when present (None is allowed for each).
+CARD_TYPES: dict[str, tuple[type, ...]] = {
+    "model": (str,), "model_kwargs": (dict,), "weights": (str,), "top1": (int, float), "top5": (int, float),
+    "epoch": (int,), "seed": (int,), "command": (str, list), "data": (dict,), "config": (dict, str), "pairs": (dict,),
+}
+
+
+def check_card(card, where) -> dict:
+    """``card`` if it is a JSON object whose known keys have the right types; else one line naming the key."""
+    if not isinstance(card, dict):
+        raise UserError(f"model card {where} is a JSON {type(card).__name__}, expected an object "
+                        "like {\"model\": ..., \"data\": {...}}")
+    for key, kinds in CARD_TYPES.items():
+        value = card.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            names = " or ".join({"str": "text", "dict": "object", "list": "list", "int": "integer",
+                                 "float": "number"}[k.__name__] for k in kinds)
+            raise UserError(f"model card {where}: '{key}' is {json.dumps(value)[:40]}, expected {names}")
+    classes = (card.get("data") or {}).get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        raise UserError(f"model card {where}: 'data.classes' is {json.dumps(classes)[:40]}, expected a list of names")
+    return card

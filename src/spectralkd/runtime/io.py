@@ -29,11 +29,13 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.errno is not None and not exc.filename:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc  # name the file being written
         raise
 
 

@@ -32,7 +32,7 @@ import torch
 import yaml
 
 from spectralkd.errors import UserError
-from spectralkd.runtime.checkpoint import atomic_torch_save, load_torch_state, save_weights, sync_card_sidecar
+from spectralkd.runtime.checkpoint import atomic_torch_save, load_training_state, save_weights, sync_card_sidecar
 from spectralkd.runtime.distributed import DistEnv, all_reduce_sum, barrier, broadcast_object
 from spectralkd.runtime.io import atomic_write_text
 from spectralkd.runtime.runlog import JsonlLog
@@ -146,12 +146,13 @@ class Run:
     # ---- before anything is written ----
     @classmethod
     def prepare(cls, cfg: dict, env: DistEnv, *, resume: str | Path | None, saved_cfg: dict | None,
-                mutable: tuple[str, ...], default_name: str, progress_key: str) -> "Run":
+                mutable: tuple[str, ...], default_name: str, progress_key: str,
+                state_schema: dict | None = None) -> "Run":
         """The run to train in: a new folder (``cfg['out']`` or ``default_name``) or the one being resumed.
 
         ``saved_cfg`` is the resumed folder's ``config.yaml`` as loaded (with the trainer's defaults); ``cfg`` the
         config to continue with (the saved one plus overrides). ``progress_key`` names the position in ``last.pt``
-        (``epoch`` or ``iter``).
+        (``epoch`` or ``iter``); ``state_schema`` adds the types of other keys the trainer restores from it.
         """
         if resume is None:
             path = Path(broadcast_object(str(cfg.get("out") or default_name)))
@@ -168,11 +169,8 @@ class Run:
             raise UserError(f"--resume {path}: config key '{key}' differs from the saved run ({old!r} → {new!r}); "
                             f"only {', '.join(mutable)} may change")
         state = None
-        if (path / STATE).is_file():
-            state = load_torch_state(path / STATE)
-            if not isinstance(state, dict) or "model" not in state or not isinstance(state.get(progress_key), int):
-                raise UserError(f"checkpoint {path / STATE} is not a spectralkd training state (no model weights or "
-                                f"no whole-number '{progress_key}')")
+        if (path / STATE).is_file():  # the keys the trainer restores, type-checked: one line for a damaged file
+            state = load_training_state(path / STATE, {"model": dict, progress_key: int, **(state_schema or {})})
         elif env.is_main:
             print(f"spectralkd: {path} stopped before its first checkpoint; starting it again from the beginning",
                   file=sys.stderr)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spectralkd.paths import portable
 from spectralkd.runtime.io import atomic_write_text
 from spectralkd.spectral.spatial import high_frequency_ratio, radial_power_spectrum
 from spectralkd.sr.branches import branch_maps
@@ -58,7 +59,7 @@ def write_analysis(result: dict, out: str | Path, title: str = "") -> list[Path]
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "branches.json", json.dumps(result, indent=1) + "\n")
+    atomic_write_text(out / "branches.json", json.dumps(portable(result, out), indent=1) + "\n")
     blocks = result["blocks"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     cmap = plt.get_cmap("viridis")

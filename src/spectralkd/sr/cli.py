@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from spectralkd.errors import UserError
+from spectralkd.errors import UserError, is_out_of_memory
 
 
 def _nonneg_int(text: str) -> int:
@@ -155,7 +155,9 @@ def _test(args) -> int:
     if args.out:
         from spectralkd.runtime.io import atomic_write_text
 
-        atomic_write_text(args.out, json.dumps(results, indent=1) + "\n")
+        from spectralkd.paths import portable
+
+        atomic_write_text(args.out, json.dumps(portable(results, Path(args.out).parent), indent=1) + "\n")
     return 0
 
 
@@ -192,6 +194,11 @@ def _upscale(args) -> int:
 
             try:
                 w, h = upscale_file(upscaler, src, dst, tile=args.tile, overlap=args.tile_overlap, on_tile=on_tile)
+            except (MemoryError, RuntimeError) as exc:
+                if args.tile is not None or not is_out_of_memory(exc):
+                    raise
+                raise UserError(f"out of memory upscaling {src} as one piece; retry with --tile 256 (tiled: bounded "
+                                "memory, same output)") from None
             finally:
                 bar.close()
             print(f"{src} ({w}×{h}) → {dst} ({w * scale}×{h * scale})", file=sys.stderr)

@@ -21,6 +21,13 @@ def infer_arch(state: dict[str, torch.Tensor], path: str | Path = "weights") -> 
     """``{"arch": "mdbn"|"plain", "num_feat", "num_block", "upscale", "num_in_ch", "num_out_ch"}`` from shapes."""
     if "conv_first.weight" not in state or "conv_last.weight" not in state:
         raise UserError(f"{path} is not an MDBN state dict (no conv_first/conv_last weights)")
+    for key, value in state.items():
+        if key.endswith(".weight") and (value.dim() != 4 or min(value.shape) < 1) and value.dim() != 1:
+            raise UserError(f"{path}: tensor {key} has shape {tuple(value.shape)}; a convolution weight of an SR "
+                            "network is 4-D (out, in, kh, kw) with every size ≥ 1")
+    for key in ("conv_first.weight", "conv_last.weight"):
+        if state[key].dim() != 4:
+            raise UserError(f"{path}: tensor {key} has shape {tuple(state[key].shape)}, expected 4-D (out, in, kh, kw)")
     num_feat, num_in = state["conv_first.weight"].shape[:2]
     arch = "mdbn" if any(".baseblock1." in k for k in state) else "plain"
     blocks = {int(m.group(1)) for k in state if (m := re.match(r"body\.(\d+)\.", k))}
@@ -28,6 +35,9 @@ def infer_arch(state: dict[str, torch.Tensor], path: str | Path = "weights") -> 
     if not ups:
         raise UserError(f"{path} has no upsample.N.weight tensors")
     first = state[f"upsample.{ups[0]}.weight"].shape[0] // num_feat
+    if first not in (4, 9):
+        raise UserError(f"{path}: upsample.{ups[0]}.weight has {state[f'upsample.{ups[0]}.weight'].shape[0]} output "
+                        f"channels; with num_feat={num_feat} a pixel-shuffle upsampler has 4×num_feat or 9×num_feat")
     scale = 3 if first == 9 else 2 ** len(ups)
     return {"arch": arch, "num_feat": int(num_feat), "num_block": max(blocks) + 1 if blocks else 0,
             "upscale": scale, "num_in_ch": int(num_in), "num_out_ch": int(state["conv_last.weight"].shape[0])}

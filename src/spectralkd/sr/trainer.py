@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Sampler
 from spectralkd.config import run_config
 from spectralkd.config.sr import RESUME_MUTABLE, defaults
 from spectralkd.errors import UserError, one_line
-from spectralkd.paths import shared_path
+from spectralkd.paths import portable, shared_path
 from spectralkd.runtime.distributed import DistEnv, all_reduce_sum, barrier, broadcast_object, cleanup, init_distributed
 from spectralkd.runtime.precision import autocast_ctx
 from spectralkd.runtime.progress import Progress
@@ -93,16 +93,17 @@ def train_sr(config: str | Path | None = None, overrides: list[str] | None = Non
     run = None
     try:
         run = Run.prepare(cfg, env, resume=resume, saved_cfg=saved, mutable=RESUME_MUTABLE,
-                          default_name=f"runs/sr-{time.strftime('%Y%m%d-%H%M%S')}", progress_key="iter")
+                          default_name=f"runs/sr-{time.strftime('%Y%m%d-%H%M%S')}", progress_key="iter",
+                          state_schema={"optimizer": dict, "scheduler": dict, "best": dict, "rng": dict})
         training = build_sr_training(cfg, env, distill)
         best = restore(run.state, training) if run.state else {"psnr": -math.inf, "iter": None}
         run.start()
         if run.state is None:
-            run.log.write({"event": "start", "iter": 0, "params": training.card["params"],
-                           "train": str(training.train_dir), "val_sets": [str(v) for v in training.val_dirs],
-                           "world_size": env.world_size,
-                           "distill_pairs": {"student": training.pairs[0], "teacher": training.pairs[1]} if distill
-                           else None})
+            run.log.write(portable({"event": "start", "iter": 0, "params": training.card["params"],
+                                    "train": str(training.train_dir), "val_sets": [str(v) for v in training.val_dirs],
+                                    "world_size": env.world_size,
+                                    "distill_pairs": {"student": training.pairs[0], "teacher": training.pairs[1]}
+                                    if distill else None}, run.path))
         return train_iterations(run, training, best)
     finally:
         if run is not None:
@@ -306,5 +307,5 @@ def train_iterations(run: Run, t: SRTraining, best: dict) -> dict:
                     break
     summary = {"out": str(run.path), "iter": it, "total_iters": t.total_iters, "stopped_early": stopped_early,
                "best": best, "time_s": time.perf_counter() - start}
-    run.log.write({"event": "end", **summary})
+    run.log.write(portable({"event": "end", **summary}, run.path))
     return {**summary, "rank": env.rank}

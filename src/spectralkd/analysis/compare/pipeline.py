@@ -1,9 +1,12 @@
 """``spectralkd compare`` as a library call: inputs (analysis.json files or run directories) → compare folder."""
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Sequence
+
+import yaml
 
 from spectralkd.analysis.compare.measures import compare, load_analysis
 from spectralkd.analysis.compare.plots import measures_plot, spectra_plot
@@ -28,13 +31,30 @@ def _run_pairs(card: dict) -> dict | None:
         if isinstance(p, dict) and p.get("student_ids") and ints(p["student_ids"]) and ints(p.get("teacher_ids")):
             return {k: [int(x) for x in p[k]] for k in ("student_ids", "teacher_ids")}
         return None
-    cfg = card.get("config") or {}
+    cfg = card.get("config") if isinstance(card.get("config"), dict) else {}
     d = {**defaults()["distill"], **(cfg.get("distill") or {})}  # absent keys: the trainer's defaults
     s, t = d["student_ids"], d["teacher_ids"]
     feature_term = d["mode"] != "none" and float(d["w_fft"]) * float(d["beta"]) != 0
     if (cfg.get("teacher") or {}).get("name") and feature_term and ints(s) and ints(t) and s:
         return {"student_ids": [int(x) for x in s], "teacher_ids": [int(x) for x in t]}
     return None
+
+
+def safe_name(label: str) -> str:
+    """A label as one harmless folder-name component: labels are text, never paths (``../x`` stays inside)."""
+    name = re.sub(r"[^A-Za-z0-9._+-]+", "_", str(label)).strip("._") or "input"
+    return name[:80]
+
+
+def _run_data(run_dir: Path, data_info: dict):
+    """The data a run trained on: the card's ``path`` (older cards), else the run's own config.yaml."""
+    data = data_info.get("path")
+    if data in (None, "", "None") and (run_dir / "config.yaml").is_file():
+        try:
+            data = ((yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("data") or {}).get("path")
+        except yaml.YAMLError:
+            data = None
+    return default_data() if data in (None, "", "None") or not isinstance(data, str) else data
 
 
 def analyze_run(run_dir: Path, out: Path, num_images: int, batch_size: int, device="cpu",
@@ -50,8 +70,7 @@ def analyze_run(run_dir: Path, out: Path, num_images: int, batch_size: int, devi
     model = create_model(card["model"], model_kwargs=card.get("model_kwargs") or {})
     load_into(model, state, str(best))
     data_info = card.get("data") or {}
-    data = data_info.get("path")
-    data = default_data() if data in (None, "", "None") else data
+    data = _run_data(run_dir, data_info)
     overrides = {k: data_info.get(k) for k in ("mean", "std", "interpolation", "crop_pct")}
     written = analyze_to_dir(model, card["model"], data, out, num_images=num_images, batch_size=batch_size,
                          input_size=data_info.get("input_size"), data_overrides=overrides, device=device,
@@ -79,7 +98,8 @@ def run_compare(inputs: Sequence[str | Path], labels: Sequence[str] | None, out:
         path = Path(item)
         if path.is_dir() and (path / "best.safetensors").is_file():
             print(f"spectralkd compare: analysing run {path} ({label})", file=sys.stderr)
-            analysis, p = analyze_run(path, out / "analyses" / f"{i}-{label}", num_images, batch_size, device, progress)
+            analysis, p = analyze_run(path, out / "analyses" / f"{i}-{safe_name(label)}", num_images, batch_size,
+                                      device, progress)
         else:
             analysis = load_analysis(path)
             p = analysis.get("pairs")

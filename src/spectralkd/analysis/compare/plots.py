@@ -18,6 +18,11 @@ TITLES = {"intensity": "frequency intensity L(X)", "rms": "RMS", "entropy": "cha
           "high_freq_ratio": "spatial high-frequency ratio"}
 
 
+def literal(text: str) -> str:
+    """``text`` drawn as written: ``$`` would start matplotlib mathtext (and can fail to parse), so it is escaped."""
+    return str(text).replace("$", r"\$")
+
+
 def student_colour(k: int) -> str:
     """The colour of student ``k`` (0-based) in every plot of a comparison; the teacher is black."""
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -35,7 +40,7 @@ def measures_plot(analyses: Sequence[dict], labels: Sequence[str], path: Path,
             x = relative_depth(len(values))
             style = (dict(color="black", lw=2.2, marker="o", ms=4) if k == 0
                      else dict(color=student_colour(k - 1), lw=1.4, marker="s", ms=4))
-            line, = ax.plot(x, values, label=f"{label} ({len(values)} layers)", **style)
+            line, = ax.plot(x, values, label=f"{literal(label)} ({len(values)} layers)", **style)
             if p and p.get("student_ids") and k > 0:
                 ids = [int(layer["index"]) for layer in analysis["layers"]]
                 sel = [i for i, idx in enumerate(ids) if idx in set(map(int, p["student_ids"]))]
@@ -73,12 +78,12 @@ def spectra_plot(analyses: Sequence[dict], labels: Sequence[str], path: Path,
     for ax, t in zip(axes.flat, shown):
         spec = teacher["spectra"].get(str(t))
         if spec:
-            ax.plot(np.arange(len(spec)) / (2 * len(spec)), spec, color="black", lw=2, label=f"{labels[0]} L{t}")
+            ax.plot(np.arange(len(spec)) / (2 * len(spec)), spec, color="black", lw=2, label=f"{literal(labels[0])} L{t}")
         for k, (label, analysis, m) in enumerate(zip(labels[1:], analyses[1:], matches)):
             if t in m and analysis["spectra"].get(str(m[t])):
                 s = analysis["spectra"][str(m[t])]
                 ax.plot(np.arange(len(s)) / (2 * len(s)), s, lw=1.2, color=student_colour(k),
-                        label=f"{label} L{m[t]}")
+                        label=f"{literal(label)} L{m[t]}")
         ax.set_yscale("log")
         ax.set_title(f"teacher layer {t}", fontsize=9)
         ax.set_xlabel("channel frequency k/C", fontsize=8)

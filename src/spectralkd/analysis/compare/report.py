@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from spectralkd.analysis.html_page import embed_png, fmt, page
+from spectralkd.paths import portable
 from spectralkd.runtime.io import atomic_write_text
 
 
@@ -53,6 +54,6 @@ def write_compare(result: dict, plots: dict[str, Path], out: Path) -> tuple[Path
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out / "compare.json", out / "report.html"
-    atomic_write_text(json_path, json.dumps(result, indent=1) + "\n")
+    atomic_write_text(json_path, json.dumps(portable(result, out), indent=1) + "\n")
     atomic_write_text(html_path, render(result, plots))
     return json_path, html_path
