@@ -1,29 +1,12 @@
 """``spectralkd sr train|test|upscale|analyze|distill``: argument parsing only; the work is in the library."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from spectralkd.config.argtypes import nonneg_int as _nonneg_int, pos_int as _pos_int
 from spectralkd.errors import UserError
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {value}")
-    return value
-
-
-def _pos_int(text: str) -> int:
-    value = _nonneg_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("expected a number ≥ 1, got 0")
-    return value
 
 
 def register(subparsers) -> None:
@@ -34,7 +17,7 @@ def register(subparsers) -> None:
     for name, helptext in (("train", "train an SR model (L1, Adam, cosine, EMA; Set5 validation)"),
                            ("distill", "distil an MDBN teacher into a slimmer MDBN (L1 + spectral alignment)")):
         p = sub.add_parser(name, help=helptext, description=helptext)
-        p.add_argument("--config", help="YAML config (configs/sr/*.yaml); keys in spectralkd/sr/defaults.py")
+        p.add_argument("--config", help="YAML config (configs/sr/*.yaml); keys in spectralkd/config/sr.py")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. --set sched.total_iters=500 (repeatable)")
         p.add_argument("--resume", action="store_true", help="continue the run in the config's 'out' folder")
