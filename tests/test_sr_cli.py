@@ -84,7 +84,7 @@ def test_analyze_writes_json_and_plot(sk, files, tmp_path):
     (["sr", "upscale", "{root}/nothere.png", "{root}/o.png", "--weights", "{root}/tiny_x2.pth", "--scale", "2"], "nothere.png"),
     (["sr", "upscale", "{lr}", "{root}/o.txt", "--weights", "{root}/tiny_x2.pth", "--scale", "2"], "image extension"),
     (["sr", "train", "--set", "model.width=3"], "unknown config key 'model.width'"),
-    (["sr", "train", "--set", "model.arch=resnet", "--set", "out={root}/r"], "model.arch 'resnet' is not supported"),
+    (["sr", "train", "--set", "model.arch=resnet", "--set", "out={root}/r"], "config key 'model.arch': 'resnet' is not allowed; expected one of mdbn, plain"),
 ])
 def test_bad_input_is_one_line_exit_2(sk, files, capsys, argv, pattern):
     fill = {"root": str(files), "tiny": str(files / "Tiny"), "lr": str(files / "Tiny" / "image_SRF_2" / "t0_LR.png")}

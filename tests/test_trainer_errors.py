@@ -24,7 +24,7 @@ def _distill(data, out, *extra):
     ("distill.student_ids=[0,5]", "student layer index 5 is out of range; valid: 0..1"),
     ("distill.teacher_ids=[1]", "distill.student_ids has 2 ids but distill.teacher_ids has 1"),
     ("teacher.kwargs.patch_size=4", "student 0 ↔ teacher 1 cannot be aligned: student map (32, 4, 4) vs teacher map (64, 8, 8)"),
-    ("distill.mode=kl", "distillation mode 'kl' is not supported"),
+    ("distill.mode=kl", "config key 'distill.mode': 'kl' is not allowed; expected one of none, soft, hard, fft"),
     ("optim.lrr=1", "unknown config key 'optim.lrr'"),
     ("precision=fp16", "precision 'fp16' needs a CUDA device"),
     ("distill.student_ids=auto", "layer ids 'auto' need distill.analysis"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 import sys
 
+from spectralkd.config.argtypes import fraction, nonneg_int, pos_float, pos_int, unit
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -17,34 +19,36 @@ def register(subparsers) -> None:
     p.add_argument("--pretrained", action="store_true", help="timm's pretrained weights (needs the model hub)")
     p.add_argument("--data", metavar="PATH", help="image folder or .tar/.tar.gz of one; its val/ split when present "
                    "(default: the shared CIFAR-10 if present, else a generated image set)")
-    p.add_argument("--split", default="val", help="split folder to use when the data has one (default: val)")
-    p.add_argument("--holdout", type=int, metavar="N", help="analyse the N training images that a run with "
+    p.add_argument("--split", default="val", choices=("train", "val"),
+                   help="split folder to use when the data has one (default: val)")
+    p.add_argument("--holdout", type=pos_int, metavar="N", help="analyse the N training images that a run with "
                    "data.holdout=N holds out as its validation split (instead of --split), e.g. to choose layer pairs "
                    "without looking at the test split")
-    p.add_argument("--holdout-seed", type=int, default=0, metavar="S", help="data.holdout_seed of that run (default: 0)")
-    p.add_argument("--num-images", type=int, default=256, metavar="N",
+    p.add_argument("--holdout-seed", type=nonneg_int, default=0, metavar="S",
+                   help="data.holdout_seed of that run (default: 0)")
+    p.add_argument("--num-images", type=pos_int, default=256, metavar="N",
                    help="images to analyse, spread evenly over the sorted files (default: 256)")
-    p.add_argument("--batch-size", type=int, default=32, metavar="B")
-    p.add_argument("--input-size", type=int, metavar="PX", help="square input size (default: the model's)")
-    p.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"), help="normalisation mean override")
-    p.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"), help="normalisation std override")
+    p.add_argument("--batch-size", type=pos_int, default=32, metavar="B")
+    p.add_argument("--input-size", type=pos_int, metavar="PX", help="square input size (default: the model's)")
+    p.add_argument("--mean", type=unit, nargs=3, metavar=("R", "G", "B"), help="normalisation mean override")
+    p.add_argument("--std", type=pos_float, nargs=3, metavar=("R", "G", "B"), help="normalisation std override")
     p.add_argument("--interpolation", choices=("bicubic", "bilinear", "nearest"), help="resize interpolation override")
-    p.add_argument("--crop-pct", type=float, metavar="F", help="centre-crop fraction override (1.0 = no crop)")
+    p.add_argument("--crop-pct", type=fraction, metavar="F", help="centre-crop fraction override (1.0 = no crop)")
     p.add_argument("--indices", type=int, nargs="+", metavar="I",
                    help="block/stage ids to analyse (negative count from the end; default: all)")
     p.add_argument("--layers", nargs="+", metavar="MODULE",
                    help="analyse these named modules instead (any nn.Module; comma or space separated)")
-    p.add_argument("--student-depth", type=int, metavar="D",
+    p.add_argument("--student-depth", type=pos_int, metavar="D",
                    help="depth of the student to recommend layer pairs for (default: this model's depth)")
     p.add_argument("--student-model", metavar="NAME",
                    help="timm name of the student (randomly initialised, one forward): its depth and map sizes let "
                         "the recommendation pair across architectures, e.g. a RegNet/Swin teacher with a DeiT student")
     p.add_argument("--student-model-kwargs", metavar="JSON", help="timm.create_model kwargs of --student-model")
-    p.add_argument("--num-pairs", type=int, metavar="K",
+    p.add_argument("--num-pairs", type=pos_int, metavar="K",
                    help="number of layer pairs to recommend (default: two thirds of the shallower model)")
-    p.add_argument("--bins", type=int, default=100, help="histogram bins of the channel entropy (default: 100)")
+    p.add_argument("--bins", type=pos_int, default=100, help="histogram bins of the channel entropy (default: 100)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted) instead of stopping")
-    p.add_argument("--workers", type=int, default=0, help="data loader worker processes (default: 0)")
+    p.add_argument("--workers", type=nonneg_int, default=0, help="data loader worker processes (default: 0)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/analyze-<model>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

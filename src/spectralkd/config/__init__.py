@@ -2,7 +2,10 @@
 
 Keys are nested dicts addressed with dots (``optim.lr=1e-3``). A value after ``=`` is parsed as YAML, so
 ``--set data.mean=[0.5,0.5,0.5]`` gives a list and ``--set ema=false`` a bool. Unknown keys are refused with the
-list of allowed keys, so a typo never silently does nothing.
+list of allowed keys, so a typo never silently does nothing. When the defaults come from a typed schema
+(``config.classifier.defaults()``, ``config.sr.defaults()``; see ``config/schema.py``), the merged config is then
+checked once against it: a wrong type or value raises one line naming the key, the value and what is allowed, and
+the result is a plain nested dict with coerced values (``epochs`` an int, ``optim.lr`` a float).
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from spectralkd.config.schema import defaults_of, validate
 from spectralkd.errors import UserError, one_line
 
 
@@ -71,21 +75,28 @@ def read_yaml(path: str | Path) -> dict:
 def merge_config(cfg: dict, update: dict, defaults: dict, where: str = "") -> dict:
     """``cfg`` with the nested ``update`` merged in, unknown keys refused like a config file's (``where`` prefixes
     the message, e.g. the cohort student it came from)."""
+    schema = getattr(defaults, "schema", None)
     try:
-        return _merge(cfg, update, "", defaults)
+        merged = _merge(cfg, update, "", defaults)
+        return validate(merged, schema) if schema is not None else merged
     except UserError as exc:
         raise UserError(f"{where}{exc}") from None
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None, defaults: dict | None = None) -> dict:
-    """Defaults ← file ← overrides. With ``defaults`` given, unknown keys raise :class:`UserError`."""
-    defaults = defaults or {}
+def load_config(path: str | Path | None, overrides: list[str] | None = None, defaults: dict | None = None,
+                schema=None) -> dict:
+    """Defaults ← file ← overrides. With ``defaults`` given, unknown keys raise :class:`UserError`; with a schema
+    (``schema``, or the one ``defaults`` carries), wrong types and values too."""
+    schema = schema or getattr(defaults, "schema", None)
+    if defaults is None and schema is not None:
+        defaults = defaults_of(schema)
+    defaults = dict(defaults or {})
     cfg = copy.deepcopy(defaults)
     if path is not None:
         cfg = _merge(cfg, read_yaml(path), "", defaults)
     for item in overrides or []:
         cfg = _merge(cfg, parse_override(item), "", defaults)
-    return cfg
+    return validate(cfg, schema) if schema is not None else cfg
 
 
 def run_config(command: str, config: str | Path | None, overrides: list[str] | None, defaults: dict,

@@ -1,112 +1,164 @@
-"""Every key a ``spectralkd train``/``distill`` config may hold, with its default.
+"""Every key a ``spectralkd train``/``distill`` config may hold: its type, range, default and meaning.
 
-A config file and ``--set`` overrides are merged onto these (unknown keys are refused), and the resolved result is
-saved as ``config.yaml`` in the run directory. See ``docs/distill.md`` for what each key does.
+A config file and ``--set`` overrides are merged onto :func:`defaults` (unknown keys are refused), checked once
+against :class:`ClassifierConfig` by ``load_config``, and the resolved result is saved as ``config.yaml`` in the run
+directory. See ``docs/distill.md`` for what each key does.
+
+Ranges: probabilities and ``distill.alpha`` in [0, 1]; learning rates, ``tau`` and std entries > 0; mean entries in
+[0, 1]; ``crop_pct`` in (0, 1]; batch sizes, epochs and step/batch caps ≥ 1; weights, decays and warm-up lengths
+≥ 0; ``ema.decay`` in (0, 1); ``drop_path`` and ``aug.smoothing`` in [0, 1).
 """
 from __future__ import annotations
 
-import copy
+from typing import Annotated, Any, Literal, Optional, Union
 
-DEFAULTS: dict = {
-    "seed": 0,
-    "device": "auto",            # auto | cpu | cuda | cuda:N
-    "precision": "bf16",         # fp32 | bf16 | fp16 (fp16 on CUDA only)
-    "epochs": 10,
-    "max_steps_per_epoch": None,  # cap on optimizer steps per epoch (smoke tests); null = whole epoch
-    "max_val_batches": None,      # cap on validation batches; null = whole validation split
-    "stop_after_epoch": None,     # end this invocation after that epoch (continue later with --resume)
-    "out": None,                  # run directory; null → runs/<command>-<time>
-    "progress": True,             # tqdm progress bar (rank 0)
-    "threads": None,              # torch.set_num_threads per process; null = torch's default
-    "compile": False,             # torch.compile the student (training and evaluation) and the teacher forward
-    "model": {                    # the student (or the model trained by `spectralkd train`)
-        "name": None,
-        "kwargs": {},
-        "pretrained": False,
-        "checkpoint": None,
-        "drop_path": None,
-    },
-    "teacher": {                  # `spectralkd distill` only
-        "name": None,
-        "kwargs": {},
-        "pretrained": False,
-        "checkpoint": None,
-        "mean": None,             # the teacher's input normalisation; null → its model card, else timm's config
-        "std": None,
-    },
-    "data": {
-        "path": None,             # ImageFolder root or .tar/.tar.gz with train/ and val/; null → default data;
-                                  # "generated" → the generated 10-class image set
-        "input_size": 224,
-        "mean": None,             # null → the student's timm data config
-        "std": None,
-        "interpolation": "bicubic",
-        "crop_pct": None,
-        "batch_size": 128,        # per process
-        "eval_batch_size": None,  # null → 2 × batch_size
-        "num_workers": 4,
-        "repeated_aug": False,    # timm RepeatAugSampler
-        "num_repeats": 3,
-        "pin_memory": False,
-        "holdout": 0,             # > 0: hold out this many training images (class-balanced) as the validation split
-                                  # that chooses epochs; the test split is then evaluated once, after the last epoch
-        "holdout_seed": 0,        # which images are held out (independent of the training seed)
-        "test_split": "val",      # the folder evaluated once at the end when holdout > 0
-    },
-    "aug": {
-        "scale": [0.08, 1.0],
-        "ratio": [0.75, 1.3333333],
-        "hflip": 0.5,
-        "auto_augment": None,     # e.g. rand-m9-mstd0.5-inc1
-        "color_jitter": None,
-        "reprob": 0.0,            # random erasing probability
-        "remode": "pixel",
-        "recount": 1,
-        "smoothing": 0.1,         # label smoothing
-        "mixup": 0.0,
-        "cutmix": 0.0,
-        "mixup_prob": 1.0,
-        "mixup_switch_prob": 0.5,
-        "mixup_mode": "batch",
-    },
-    "optim": {
-        "opt": "adamw",
-        "lr": 5e-4,
-        "lr_base_batch": None,    # when set, lr × (global batch / lr_base_batch), as DeiT scales it
-        "weight_decay": 0.05,
-        "momentum": 0.9,
-        "clip_grad": None,
-    },
-    "sched": {
-        "sched": "cosine",
-        "warmup_epochs": 5,
-        "warmup_lr": 1e-6,
-        "min_lr": 1e-5,
-        "cooldown_epochs": 0,
-    },
-    "ema": {
-        "enabled": False,
-        "decay": 0.9998,
-        "warmup": False,
-    },
-    "distill": {
-        "mode": "fft",            # none | soft | hard | fft
-        "alpha": 0.9,
-        "tau": 1.0,
-        "beta": 1.0,
-        "w_fft": 0.2,
-        "feature_loss": "spectral",  # spectral | feature_mse | magnitude | band
-        "band_emphasis": "low",   # band only: low | high
-        "band_strength": 3.0,
-        "spatial_align": "strict",  # pairs of different H×W: strict (refused) | fourier | interpolate
-        "student_ids": None,      # list of block ids, or "auto"
-        "teacher_ids": None,      # list of block ids, or "auto"
-        "analysis": None,         # analysis.json of `spectralkd analyze` (for auto)
-    },
-    "log": {
-        "tensorboard": False,     # also write log.jsonl's per-epoch scalars to RUN/tensorboard (needs tensorboard)
-    },
-}
+from pydantic import Field, field_validator
+
+from spectralkd.config.schema import (DEVICE_TEXT, Device, Fraction, HalfOpenUnit, Int, MeanList, NonNegFloat, NonNegInt,
+                                      OpenUnit, PosFloat, PosInt, Prob, Section, StdList, defaults_of)
+
+Ids = Optional[Union[Literal["auto"], list[Union[Int, str]]]]  # block ids (negative count from the last) or module names
+
+
+class ModelSection(Section):
+    name: Optional[str] = Field(None, description="timm model name")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="timm.create_model keyword arguments (free-form)")
+    pretrained: bool = Field(False, description="timm's pretrained weights (needs the model hub)")
+    checkpoint: Optional[str] = Field(None, description="local weights to start from")
+    drop_path: Optional[HalfOpenUnit] = Field(None, description="stochastic depth rate; null = the model's default")
+
+
+class TeacherSection(Section):
+    name: Optional[str] = Field(None, description="timm model name of the teacher")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="timm.create_model keyword arguments (free-form)")
+    pretrained: bool = Field(False, description="timm's pretrained weights (needs the model hub)")
+    checkpoint: Optional[str] = Field(None, description="the teacher's weights")
+    mean: Optional[MeanList] = Field(None, description="the teacher's input normalisation; null → its model card, "
+                                                       "else timm's config")
+    std: Optional[StdList] = Field(None, description="the teacher's input std; null → model card, else timm's")
+
+
+class DataSection(Section):
+    path: Optional[str] = Field(None, description="ImageFolder root or .tar/.tar.gz with train/ and val/; null → "
+                                                  "default data; \"generated\" → the generated 10-class image set")
+    input_size: PosInt = Field(224, description="square input side in pixels")
+    mean: Optional[MeanList] = Field(None, description="normalisation mean; null → the student's timm data config")
+    std: Optional[StdList] = Field(None, description="normalisation std; null → the student's timm data config")
+    interpolation: Literal["bicubic", "bilinear", "nearest"] = Field("bicubic", description="resize interpolation")
+    crop_pct: Optional[Fraction] = Field(None, description="centre-crop fraction at evaluation; null → timm's")
+    batch_size: PosInt = Field(128, description="per process")
+    eval_batch_size: Optional[PosInt] = Field(None, description="null → 2 × batch_size")
+    num_workers: NonNegInt = Field(4, description="data loader worker processes")
+    repeated_aug: bool = Field(False, description="timm RepeatAugSampler")
+    num_repeats: PosInt = Field(3, description="repeats per image with repeated_aug")
+    pin_memory: bool = Field(False, description="DataLoader pin_memory")
+    holdout: NonNegInt = Field(0, description="> 0: hold out this many training images (class-balanced) as the "
+                                              "validation split that chooses epochs; the test split is then "
+                                              "evaluated once, after the last epoch")
+    holdout_seed: NonNegInt = Field(0, description="which images are held out (independent of the training seed)")
+    test_split: Literal["train", "val", "test"] = Field("val", description="the folder evaluated once at the end "
+                                                                           "when holdout > 0")
+
+
+class AugSection(Section):
+    scale: Annotated[list[Fraction], Field(min_length=2, max_length=2)] = Field(
+        default_factory=lambda: [0.08, 1.0], description="RandomResizedCrop area range [min, max]")
+    ratio: Annotated[list[PosFloat], Field(min_length=2, max_length=2)] = Field(
+        default_factory=lambda: [0.75, 1.3333333], description="RandomResizedCrop aspect range [min, max]")
+    hflip: Prob = Field(0.5, description="horizontal flip probability")
+    auto_augment: Optional[str] = Field(None, description="timm auto-augment policy, e.g. rand-m9-mstd0.5-inc1")
+    color_jitter: Optional[Union[NonNegFloat, Annotated[list[NonNegFloat], Field(min_length=3, max_length=4)]]] = \
+        Field(None, description="colour jitter strength, or [brightness, contrast, saturation(, hue)]")
+    reprob: Prob = Field(0.0, description="random erasing probability")
+    remode: Literal["pixel", "rand", "const"] = Field("pixel", description="random erasing fill")
+    recount: PosInt = Field(1, description="random erasing count")
+    smoothing: HalfOpenUnit = Field(0.1, description="label smoothing")
+    mixup: NonNegFloat = Field(0.0, description="mixup alpha; 0 = off")
+    cutmix: NonNegFloat = Field(0.0, description="cutmix alpha; 0 = off")
+    mixup_prob: Prob = Field(1.0, description="probability of mixup or cutmix per batch")
+    mixup_switch_prob: Prob = Field(0.5, description="probability of cutmix instead of mixup when both are on")
+    mixup_mode: Literal["batch", "pair", "elem"] = Field("batch", description="timm Mixup mode")
+
+    @field_validator("scale", "ratio")
+    @classmethod
+    def _ordered(cls, value: list[float]) -> list[float]:
+        if value[0] > value[1]:
+            raise ValueError("expected [min, max] with min ≤ max")
+        return value
+
+
+class OptimSection(Section):
+    opt: str = Field("adamw", description="timm optimizer name (checked by timm when the run starts)")
+    lr: PosFloat = Field(5e-4, description="learning rate")
+    lr_base_batch: Optional[PosInt] = Field(None, description="when set, lr × (global batch / lr_base_batch), as "
+                                                              "DeiT scales it")
+    weight_decay: NonNegFloat = Field(0.05, description="weight decay")
+    momentum: Prob = Field(0.9, description="momentum (SGD-style optimizers)")
+    clip_grad: Optional[PosFloat] = Field(None, description="gradient norm clip; null = off")
+
+
+class SchedSection(Section):
+    sched: Literal["cosine", "tanh", "step", "multistep", "plateau", "poly", "none"] = Field(
+        "cosine", description="timm scheduler")
+    warmup_epochs: NonNegInt = Field(5, description="linear warm-up epochs")
+    warmup_lr: NonNegFloat = Field(1e-6, description="learning rate at the start of warm-up")
+    min_lr: NonNegFloat = Field(1e-5, description="final learning rate")
+    cooldown_epochs: NonNegInt = Field(0, description="epochs at min_lr after the schedule")
+
+
+class EmaSection(Section):
+    enabled: bool = Field(False, description="keep an EMA of the weights (timm ModelEmaV3)")
+    decay: OpenUnit = Field(0.9998, description="EMA decay")
+    warmup: bool = Field(False, description="timm's EMA decay warm-up")
+
+
+class DistillSection(Section):
+    mode: Literal["none", "soft", "hard", "fft"] = Field("fft", description="logit distillation mode")
+    alpha: Prob = Field(0.9, description="weight of the distillation term against the label loss")
+    tau: PosFloat = Field(1.0, description="softmax temperature")
+    beta: NonNegFloat = Field(1.0, description="weight of the feature term")
+    w_fft: NonNegFloat = Field(0.2, description="weight of the Fourier term (mode fft)")
+    feature_loss: Literal["spectral", "feature_mse", "magnitude", "band"] = Field("spectral", description="feature term")
+    band_emphasis: Literal["low", "high"] = Field("low", description="band only: which band is emphasised")
+    band_strength: NonNegFloat = Field(3.0, description="band only: emphasis strength")
+    student_ids: Ids = Field(None, description="list of block ids or module names, or \"auto\"")
+    teacher_ids: Ids = Field(None, description="list of block ids or module names, or \"auto\"")
+    analysis: Optional[str] = Field(None, description="analysis.json of `spectralkd analyze` (for auto)")
+    spatial_align: Literal["strict", "fourier", "interpolate"] = Field(
+        "strict", description="pairs of different H×W: strict (refused) | fourier (common frequencies, exact ideal "
+                              "resampling) | interpolate (bilinear)")
+
+
+class LogSection(Section):
+    tensorboard: bool = Field(False, description="also write log.jsonl's per-epoch scalars to RUN/tensorboard "
+                                                 "(needs the tensorboard package)")
+
+
+class ClassifierConfig(Section):
+    seed: NonNegInt = Field(0, description="random seed")
+    device: Device = Field("auto", description=DEVICE_TEXT, json_schema_extra={"x-allowed": DEVICE_TEXT})
+    precision: Literal["fp32", "bf16", "fp16"] = Field("bf16", description="fp16 on CUDA only")
+    epochs: PosInt = Field(10, description="training epochs")
+    max_steps_per_epoch: Optional[PosInt] = Field(None, description="cap on optimizer steps per epoch (smoke "
+                                                                    "tests); null = whole epoch")
+    max_val_batches: Optional[PosInt] = Field(None, description="cap on validation batches; null = whole split")
+    stop_after_epoch: Optional[PosInt] = Field(None, description="end this invocation after that epoch (continue "
+                                                                 "later with --resume)")
+    out: Optional[str] = Field(None, description="run directory; null → runs/<command>-<time>")
+    progress: bool = Field(True, description="tqdm progress bar (rank 0)")
+    threads: Optional[PosInt] = Field(None, description="torch.set_num_threads per process; null = torch's default")
+    compile: bool = Field(False, description="torch.compile the student (training and evaluation) and the teacher")
+    model: ModelSection = Field(default_factory=ModelSection, description="the student (or the model trained by "
+                                                                          "`spectralkd train`)")
+    teacher: TeacherSection = Field(default_factory=TeacherSection, description="`spectralkd distill` only")
+    data: DataSection = Field(default_factory=DataSection)
+    aug: AugSection = Field(default_factory=AugSection)
+    optim: OptimSection = Field(default_factory=OptimSection)
+    sched: SchedSection = Field(default_factory=SchedSection)
+    ema: EmaSection = Field(default_factory=EmaSection)
+    distill: DistillSection = Field(default_factory=DistillSection)
+    log: LogSection = Field(default_factory=LogSection)
+
 
 # Keys that may differ between a run and its resumption; any other change is refused.
 RESUME_MUTABLE = ("epochs", "stop_after_epoch", "device", "threads", "progress", "compile", "max_val_batches",
@@ -114,4 +166,5 @@ RESUME_MUTABLE = ("epochs", "stop_after_epoch", "device", "threads", "progress",
 
 
 def defaults() -> dict:
-    return copy.deepcopy(DEFAULTS)
+    """The default config (a fresh dict); ``load_config`` validates against :class:`ClassifierConfig` with it."""
+    return defaults_of(ClassifierConfig)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import sys
 
+from spectralkd.config.argtypes import fraction, nonneg_int, pos_float, pos_int, unit
+
 
 def _add_run_args(parser) -> None:
     parser.add_argument("--config", metavar="FILE.yaml", help="run config (see configs/ and docs/distill.md)")
@@ -37,14 +39,14 @@ def register(subparsers) -> None:
     p.add_argument("--model", metavar="NAME", help="timm model name (default: from the checkpoint's model card)")
     p.add_argument("--model-kwargs", metavar="JSON", help="model kwargs as JSON (default: from the model card)")
     p.add_argument("--data", metavar="PATH", help="ImageFolder root or tarball (default: shared CIFAR-10 or generated set)")
-    p.add_argument("--split", default="val")
-    p.add_argument("--input-size", type=int, metavar="PX")
-    p.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"), help="normalisation mean (default: model card)")
-    p.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"), help="normalisation std (default: model card)")
-    p.add_argument("--crop-pct", type=float, metavar="F", help="centre-crop fraction (default: model card)")
+    p.add_argument("--split", default="val", choices=("train", "val"))
+    p.add_argument("--input-size", type=pos_int, metavar="PX")
+    p.add_argument("--mean", type=unit, nargs=3, metavar=("R", "G", "B"), help="normalisation mean (default: model card)")
+    p.add_argument("--std", type=pos_float, nargs=3, metavar=("R", "G", "B"), help="normalisation std (default: model card)")
+    p.add_argument("--crop-pct", type=fraction, metavar="F", help="centre-crop fraction (default: model card)")
     p.add_argument("--interpolation", choices=("bicubic", "bilinear", "nearest"), help="resize interpolation")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--num-workers", type=int, default=2)
+    p.add_argument("--batch-size", type=pos_int, default=256)
+    p.add_argument("--num-workers", type=nonneg_int, default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     p.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -1,29 +1,12 @@
 """``spectralkd sr train|test|upscale|export|analyze|distill``: argument parsing only; the work is in the library."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from spectralkd.config.argtypes import nonneg_int as _nonneg_int, pos_int as _pos_int
 from spectralkd.errors import UserError, is_out_of_memory
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {value}")
-    return value
-
-
-def _pos_int(text: str) -> int:
-    value = _nonneg_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("expected a number ≥ 1, got 0")
-    return value
 
 
 def register(subparsers) -> None:

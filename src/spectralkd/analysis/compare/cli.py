@@ -1,6 +1,8 @@
 """`spectralkd compare` (argument parsing only; the work is in compare.pipeline, compare.measures and compare.plots)."""
 from __future__ import annotations
 
+from spectralkd.config.argtypes import pos_int
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -12,8 +14,8 @@ def register(subparsers) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="teacher first, then students")
     p.add_argument("--labels", nargs="+", metavar="NAME", help="a name per input (default: folder names)")
     p.add_argument("--out", default="runs/compare", metavar="DIR", help="output folder (default: runs/compare)")
-    p.add_argument("--num-images", type=int, default=256, metavar="N", help="images per run analysis (default: 256)")
-    p.add_argument("--batch-size", type=int, default=64, metavar="B")
+    p.add_argument("--num-images", type=pos_int, default=256, metavar="N", help="images per run analysis (default: 256)")
+    p.add_argument("--batch-size", type=pos_int, default=64, metavar="B")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=handle)
