@@ -1,0 +1,64 @@
+"""MDBN vs a GoogLeNet-like block: train the inception net with configs/sr/inception_x2_cpu.yaml (the budget, seed,
+data and schedule of mdbn_x2_cpu / plain_x2_cpu) and test it on Set5/Set14. Run from the repository root:
+
+    nohup python benchmarks/sr_inception.py > runs/sr/inception_x2_cpu.log 2>&1 &
+
+Until ``sr/trainer.py``'s ``build_student`` checks ``model.arch`` against ``sr.loading.ALLOWED_ARCHS``, this driver
+swaps in a ``build_student`` that does (otherwise identical); afterwards the plain
+``spectralkd sr train --config configs/sr/inception_x2_cpu.yaml`` does the same.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+os.chdir(ROOT)
+
+
+def _patch_trainer() -> None:
+    import spectralkd.sr.trainer as trainer
+    from spectralkd.sr.loading import ALLOWED_ARCHS, build_model
+    from spectralkd.sr.mdbn import check_scale
+
+    if "inception" in getattr(trainer, "ALLOWED_ARCHS", ()):
+        return
+
+    def build_student(cfg: dict):
+        m = cfg["model"]
+        model = build_model({"arch": m["arch"], "num_feat": int(m["num_feat"]), "num_block": int(m["num_block"]),
+                             "upscale": check_scale(cfg["scale"]), "num_in_ch": 3, "num_out_ch": 3})
+        if float(m["res_scale"]) != 1.0:
+            for block in model.body:
+                block.res_scale = float(m["res_scale"])
+        return model
+
+    assert "inception" in ALLOWED_ARCHS
+    trainer.build_student = build_student
+
+
+def main() -> int:
+    from spectralkd.cli import main as cli
+    from spectralkd.paths import shared_path
+
+    _patch_trainer()
+    out = Path("runs/sr/inception_x2_cpu")
+    sets = [str(shared_path("sr", "Set5")), str(shared_path("sr", "Set14"))]
+    args = ["sr", "train", "--config", "configs/sr/inception_x2_cpu.yaml", "--set", "progress=false"]
+    if (out / "last.pt").exists():
+        args.append("--resume")
+    rc = cli(args)
+    if rc:
+        return rc
+    for w in ("best", "last"):
+        rc = cli(["sr", "test", "--model", "mdbn", "--weights", str(out / f"{w}.safetensors"), "--scale", "2",
+                  "--data", *sets, "--out", str(out / f"test_{w}.json")])
+        if rc:
+            return rc
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
