@@ -7,7 +7,7 @@ import torch
 from spectralkd.errors import UserError
 from spectralkd.runtime.checkpoint import save_weights
 from spectralkd.sr.inception import InceptionBlock, InceptionSRNet
-from spectralkd.sr.loading import ALLOWED_ARCHS, build_model, infer_arch, load_sr_model
+from spectralkd.sr.loading import ALLOWED_ARCHS, build_model, infer_arch, load_mdbn, load_sr_model
 from spectralkd.sr.mdbn import MDBN, count_params, receptive_radius
 
 
@@ -58,6 +58,8 @@ def test_arch_registered_and_round_trips(tmp_path):
     x = torch.rand(1, 3, 12, 12)
     with torch.inference_mode():
         assert torch.equal(loaded(x), model.eval()(x))
+    with pytest.raises(UserError, match="are an inception net, not MDBN"):
+        load_mdbn(path, 2)
     with pytest.raises(UserError, match="allowed: mdbn, plain, inception"):
         build_model({"arch": "googlenet", "num_feat": 8, "num_block": 1, "upscale": 2, "num_in_ch": 3,
                      "num_out_ch": 3})

@@ -12,7 +12,7 @@ DEFAULTS: dict = {
     "progress": True,
     "scale": 2,
     "model": {
-        "arch": "mdbn",           # mdbn | plain (the same-size plain residual net)
+        "arch": "mdbn",           # mdbn | plain | inception (same-size plain / GoogLeNet-like controls)
         "num_feat": 64,
         "num_block": 6,           # plain: 12 blocks of 3 convs = MDBN's parameter count
         "res_scale": 1.0,

@@ -81,5 +81,6 @@ def load_mdbn(path: str | Path, scale: int) -> MDBN:
     checkpoint or safetensors."""
     model = load_sr_model(path, scale)
     if not isinstance(model, MDBN):
-        raise UserError(f"weights {path} are a plain residual net, not MDBN (no body.N.baseblock1 keys)")
+        kind = "an inception net" if type(model).__name__ == "InceptionSRNet" else "a plain residual net"
+        raise UserError(f"weights {path} are {kind}, not MDBN (no body.N.baseblock1 keys)")
     return model
