@@ -57,8 +57,10 @@ def measure(weights: Path, out: Path, args) -> dict:
     done = out / "robustness.json"
     if done.is_file():
         r = json.loads(done.read_text())
-        if (r.get("images") == args.num_images and r.get("pgd_steps") == args.pgd_steps
-                and r.get("seed") == args.seed and r.get("checkpoint") == str(weights)):
+        same_weights = (ROOT / r.get("checkpoint", "")).resolve() == weights.resolve()
+        if (same_weights and r.get("images") == args.num_images and r.get("pgd_steps") == args.pgd_steps
+                and r.get("seed") == args.seed and r.get("attacks", {}).get("pgd", {}).keys() == set(EPS.split(","))
+                and len(r.get("corruptions", {})) == (15 if args.corruptions == "common" else len(r["corruptions"]))):
             print(f"reuse {done}", flush=True)
             return r
     print(f"$ spectralkd {shlex.join(cmd)}", flush=True)
@@ -125,7 +127,9 @@ def main() -> int:
     for variant, seed, weights in runs:
         rows.append(row(variant, seed, measure(weights, RESULTS / "robustness" / f"{variant}-s{seed}", args)))
     settings = {"num_images": args.num_images, "eps": EPS, "pgd_steps": args.pgd_steps, "pgd_alpha": "2.5*eps/steps",
-                "corruptions": args.corruptions, "severities": "1-5", "seed": args.seed, "runs": str(args.runs)}
+                "corruptions": args.corruptions, "severities": "1-5", "seed": args.seed,
+                "runs": str(args.runs.resolve().relative_to(ROOT)) if args.runs.resolve().is_relative_to(ROOT)
+                else str(args.runs)}
     result = {"settings": settings, "runs": rows, "paired": paired(rows)}
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out} ({len(rows)} runs)", flush=True)
