@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch/torchvision first, pinned by constraints.txt (a local wheel on the project's machines; a download elsewhere)
 	$(PY) -m pip install --quiet -c constraints.txt torch torchvision
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt --no-deps torchattacks  # robustness tests; see pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -15,6 +15,7 @@ from spectralkd.errors import UserError, is_out_of_memory, one_line
 # Each module defines ``register(subparsers)``, adding parsers whose defaults carry ``func(args) -> int``.
 COMMAND_MODULES = (
     "spectralkd.analysis.cli",
+    "spectralkd.analysis.robustness_cli",
     "spectralkd.distill.cli",
     "spectralkd.analysis.compare.cli",
     "spectralkd.sr.cli",

@@ -14,7 +14,8 @@ from spectralkd.config.schema import (DEVICE_TEXT, Device, HalfOpenUnit, NonNegF
 
 
 class ModelSection(Section):
-    arch: Literal["mdbn", "plain"] = Field("mdbn", description="mdbn | plain (the same-size plain residual net)")
+    arch: Literal["mdbn", "plain", "inception"] = Field(
+        "mdbn", description="mdbn | plain | inception (same-size plain / GoogLeNet-like controls)")
     num_feat: PosInt = Field(64, description="feature channels")
     num_block: PosInt = Field(6, description="base blocks (plain: 12 blocks of 3 convs = MDBN's parameter count)")
     res_scale: PosFloat = Field(1.0, description="residual scaling of the blocks")

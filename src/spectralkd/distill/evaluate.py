@@ -52,38 +52,15 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None, model_n
     """Accuracy of weights on ``<data>/<split>``; model name, kwargs and preprocessing default to the model card."""
     from torch.utils.data import DataLoader
 
-    from spectralkd.data import ImageFiles, data_config, default_data, eval_transform, labelled_split
-    from spectralkd.runtime.checkpoint import load_weights
+    from spectralkd.data import ImageFiles, default_data, eval_transform, labelled_split
+    from spectralkd.features.classifier import classifier_from_checkpoint
     from spectralkd.runtime.device import pick_device
-    from spectralkd.errors import UserError
-    from spectralkd.features import create_model, parse_model_kwargs
 
-    checkpoint = Path(checkpoint)
-    card: dict = {}
-    if checkpoint.suffix == ".safetensors":
-        _, card = load_weights(checkpoint)
-    model_name = model_name or card.get("model")
-    if not model_name:
-        raise UserError(f"checkpoint {checkpoint} has no model card naming the model; pass --model NAME")
-    kwargs = parse_model_kwargs(model_kwargs) if model_kwargs else dict(card.get("model_kwargs") or {})
-    card_data = card.get("data") or {}
     data = data or default_data()
     items, classes, folder = labelled_split(data, split)
-    trained = card_data.get("classes")
-    if trained is not None and list(trained) != list(classes) and not ignore_class_names:
-        diff = next((i for i, (a, b) in enumerate(zip(trained, classes)) if a != b), min(len(trained), len(classes)))
-        first = (f"class {diff} is '{trained[diff] if diff < len(trained) else '-'}' in the model card but "
-                 f"'{classes[diff] if diff < len(classes) else '-'}' in the data")
-        raise UserError(f"checkpoint {checkpoint} was trained on {len(trained)} classes, {folder} has {len(classes)} "
-                        f"with other names ({first}); pass --ignore-class-names if they correspond in this order")
-    if "num_classes" not in kwargs:
-        kwargs["num_classes"] = len(classes)
-    model = create_model(model_name, checkpoint=checkpoint, model_kwargs=kwargs)
-    if getattr(model, "num_classes", len(classes)) != len(classes):
-        raise UserError(f"model predicts {model.num_classes} classes but {folder} has {len(classes)}")
-    # Preprocessing: the flags, else the model card, else timm's config at the size the model was built for.
-    pre = {k: (overrides or {}).get(k) or card_data.get(k) for k in ("mean", "std", "interpolation", "crop_pct")}
-    data_cfg = data_config(model, input_size=input_size or card_data.get("input_size"), **pre)
+    model, data_cfg, model_name = classifier_from_checkpoint(
+        checkpoint, len(classes), model_name, model_kwargs, input_size, overrides, data_label=str(folder),
+        classes=classes, ignore_class_names=ignore_class_names)
     dev = pick_device(device)
     model.to(dev)
     loader = DataLoader(ImageFiles(items, eval_transform(data_cfg)), batch_size=batch_size, num_workers=num_workers)

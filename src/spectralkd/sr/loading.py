@@ -1,4 +1,4 @@
-"""Load MDBN (or the plain comparison net) weights: published BasicSR files, plain state dicts, safetensors.
+"""Load MDBN (or the plain / inception comparison nets) weights: published BasicSR files, plain state dicts, safetensors.
 
 Never runs pickled code (``torch.load(weights_only=True)`` / safetensors). The architecture (features, blocks,
 scale) is read from the tensor shapes; a file for another scale, or whose shapes do not fit, is a UserError
@@ -15,10 +15,15 @@ from torch import nn
 from spectralkd.features.models import load_state_dict_file
 from spectralkd.errors import UserError
 from spectralkd.sr.mdbn import MDBN, check_scale
+from spectralkd.sr.inception import InceptionSRNet
 from spectralkd.sr.plainnet import PlainResNet
 
+# The architectures ``build_model`` (and ``sr train``'s model.arch) accepts.
+ALLOWED_ARCHS = ("mdbn", "plain", "inception")
+
 def infer_arch(state: dict[str, torch.Tensor], path: str | Path = "weights") -> dict:
-    """``{"arch": "mdbn"|"plain", "num_feat", "num_block", "upscale", "num_in_ch", "num_out_ch"}`` from shapes."""
+    """``{"arch": "mdbn"|"plain"|"inception", "num_feat", "num_block", "upscale", "num_in_ch", "num_out_ch"}``
+    (plus ``branch_feat`` for inception) from shapes."""
     if "conv_first.weight" not in state or "conv_last.weight" not in state:
         raise UserError(f"{path} is not an MDBN state dict (no conv_first/conv_last weights)")
     for key, value in state.items():
@@ -29,7 +34,8 @@ def infer_arch(state: dict[str, torch.Tensor], path: str | Path = "weights") -> 
         if state[key].dim() != 4:
             raise UserError(f"{path}: tensor {key} has shape {tuple(state[key].shape)}, expected 4-D (out, in, kh, kw)")
     num_feat, num_in = state["conv_first.weight"].shape[:2]
-    arch = "mdbn" if any(".baseblock1." in k for k in state) else "plain"
+    arch = ("mdbn" if any(".baseblock1." in k for k in state)
+            else "inception" if any(".branch1x1." in k for k in state) else "plain")
     blocks = {int(m.group(1)) for k in state if (m := re.match(r"body\.(\d+)\.", k))}
     ups = sorted(int(m.group(1)) for k in state if (m := re.match(r"upsample\.(\d+)\.weight$", k)))
     if not ups:
@@ -39,13 +45,22 @@ def infer_arch(state: dict[str, torch.Tensor], path: str | Path = "weights") -> 
         raise UserError(f"{path}: upsample.{ups[0]}.weight has {state[f'upsample.{ups[0]}.weight'].shape[0]} output "
                         f"channels; with num_feat={num_feat} a pixel-shuffle upsampler has 4×num_feat or 9×num_feat")
     scale = 3 if first == 9 else 2 ** len(ups)
-    return {"arch": arch, "num_feat": int(num_feat), "num_block": max(blocks) + 1 if blocks else 0,
-            "upscale": scale, "num_in_ch": int(num_in), "num_out_ch": int(state["conv_last.weight"].shape[0])}
+    out = {"arch": arch, "num_feat": int(num_feat), "num_block": max(blocks) + 1 if blocks else 0,
+           "upscale": scale, "num_in_ch": int(num_in), "num_out_ch": int(state["conv_last.weight"].shape[0])}
+    if arch == "inception":
+        out["branch_feat"] = int(state["body.0.branch1x1.weight"].shape[0])
+    return out
 
 
 def build_model(arch: dict) -> nn.Module:
+    """MDBN, the plain net or the inception net from an ``infer_arch``-style dict (``arch`` defaults to mdbn)."""
+    name = arch.get("arch", "mdbn")
+    if name not in ALLOWED_ARCHS:
+        raise UserError(f"model.arch '{name}' is not supported; allowed: {', '.join(ALLOWED_ARCHS)}")
     kwargs = {k: arch[k] for k in ("num_in_ch", "num_out_ch", "num_feat", "num_block", "upscale")}
-    return MDBN(**kwargs) if arch.get("arch", "mdbn") == "mdbn" else PlainResNet(**kwargs)
+    if name == "inception":
+        return InceptionSRNet(**kwargs, branch_feat=arch.get("branch_feat"))
+    return MDBN(**kwargs) if name == "mdbn" else PlainResNet(**kwargs)
 
 
 def load_sr_model(path: str | Path, scale: int | None = None) -> nn.Module:
@@ -76,5 +91,6 @@ def load_mdbn(path: str | Path, scale: int) -> MDBN:
     checkpoint or safetensors."""
     model = load_sr_model(path, scale)
     if not isinstance(model, MDBN):
-        raise UserError(f"weights {path} are a plain residual net, not MDBN (no body.N.baseblock1 keys)")
+        kind = "an inception net" if type(model).__name__ == "InceptionSRNet" else "a plain residual net"
+        raise UserError(f"weights {path} are {kind}, not MDBN (no body.N.baseblock1 keys)")
     return model

@@ -106,7 +106,7 @@ def receptive_radius(model: nn.Module) -> int:
     Walks the modules in forward order: every k×k convolution (dilation d) at resolution factor f (1 before the
     upsampler, ×r after each PixelShuffle(r)) widens the field by ``d·(k-1)/2 / f`` LR pixels. A residual block's
     branches run in parallel, so only the deepest path counts (``BaseBlock``: uconv1 + uconv2; dconv is shallower).
-    The sum is rounded up. Works for :class:`MDBN` and for the plain residual network of ``plainnet``.
+    The sum is rounded up. Works for :class:`MDBN`, the plain residual network of ``plainnet`` and the inception net of ``inception``.
     """
     total = 0.0
     factor = 1
@@ -119,6 +119,8 @@ def receptive_radius(model: nn.Module) -> int:
         nonlocal total, factor
         if isinstance(module, BaseBlock):
             total += max(conv_r(module.uconv1) + conv_r(module.uconv2), conv_r(module.dconv)) / factor
+        elif hasattr(module, "receptive_r"):  # a block with parallel branches reports its deepest path
+            total += module.receptive_r() / factor
         elif isinstance(module, nn.Conv2d):
             total += conv_r(module) / factor
         elif isinstance(module, nn.PixelShuffle):

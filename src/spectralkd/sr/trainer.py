@@ -33,7 +33,7 @@ from spectralkd.runtime.run import Run
 from spectralkd.sr.datasets import HRPatches, PairedSet
 from spectralkd.sr.distill import SRDistillLoss, SRWithMaps, check_ids, default_pairs, num_body_blocks
 from spectralkd.sr.evaluate import evaluate_set, model_upscaler
-from spectralkd.sr.loading import build_model, load_sr_model
+from spectralkd.sr.loading import ALLOWED_ARCHS, build_model, load_sr_model
 from spectralkd.sr.mdbn import check_scale, count_params
 
 
@@ -113,8 +113,8 @@ def train_sr(config: str | Path | None = None, overrides: list[str] | None = Non
 
 def build_student(cfg: dict) -> nn.Module:
     m = cfg["model"]
-    if m["arch"] not in ("mdbn", "plain"):
-        raise UserError(f"model.arch '{m['arch']}' is not supported; allowed: mdbn, plain")
+    if m["arch"] not in ALLOWED_ARCHS:
+        raise UserError(f"model.arch '{m['arch']}' is not supported; allowed: {', '.join(ALLOWED_ARCHS)}")
     model = build_model({"arch": m["arch"], "num_feat": int(m["num_feat"]), "num_block": int(m["num_block"]),
                          "upscale": check_scale(cfg["scale"]), "num_in_ch": 3, "num_out_ch": 3})
     if float(m["res_scale"]) != 1.0:

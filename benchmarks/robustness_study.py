@@ -1,0 +1,143 @@
+"""Robustness of the CIFAR-10 study's students and teacher: `spectralkd robustness` over every run with weights.
+
+For each ``<runs>/<variant>-s<seed>/best.safetensors`` (variants none, logit_kd, spectralkd, feature_mse by default;
+runs written by benchmarks/cifar10_kd.py) and the committed teacher, run
+
+    spectralkd robustness --checkpoint ... --data <CIFAR-10> --num-images N --attacks fgsm,pgd \
+        --eps 1/255,2/255,4/255 --pgd-steps 10 --corruptions common --severities 1-5 --seed 0
+
+into benchmarks/results/robustness/<variant>-s<seed>/ (and .../teacher/); a folder whose robustness.json exists with
+the same settings is reused. Then write benchmarks/results/robustness.json:
+
+    {"settings": {...}, "runs": [{"variant", "seed", "clean", "fgsm": {eps: acc}, "pgd": {eps: acc},
+     "corruption_mean"}], "paired": {"spectralkd - logit_kd": {metric: {"n", "mean", "ci95", "diffs"}}}}
+
+(paired over the seeds both variants have; 95 % t-interval). Every model sees the same images, PGD starts and
+corruption noise (same seed). Run from the repository root, in the background:
+
+    nohup .venv/bin/python benchmarks/robustness_study.py > runs/robustness-study.log 2>&1 &
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+TEACHER = ROOT / "artifacts" / "cifar10-teacher" / "teacher.safetensors"
+VARIANTS = ("none", "logit_kd", "spectralkd", "feature_mse")
+EPS = "1/255,2/255,4/255"
+PAIRS = (("spectralkd", "logit_kd"), ("logit_kd", "none"), ("spectralkd", "none"), ("feature_mse", "logit_kd"))
+
+
+def discover(runs: Path, variants) -> list[tuple[str, int, Path]]:
+    """(variant, seed, weights) for every ``<variant>-s<seed>/best.safetensors`` under ``runs``."""
+    found = []
+    for d in sorted(runs.glob("*-s*")):
+        m = re.fullmatch(r"(.+)-s(\d+)", d.name)
+        if m and m.group(1) in variants and (d / "best.safetensors").is_file():
+            found.append((m.group(1), int(m.group(2)), d / "best.safetensors"))
+    return sorted(found, key=lambda t: (variants.index(t[0]), t[1]))
+
+
+def measure(weights: Path, out: Path, args) -> dict:
+    cmd = ["robustness", "--checkpoint", str(weights), "--num-images", str(args.num_images), "--attacks", "fgsm,pgd",
+           "--eps", EPS, "--pgd-steps", str(args.pgd_steps), "--corruptions", args.corruptions,
+           "--severities", "1-5", "--seed", str(args.seed), "--batch-size", str(args.batch_size),
+           "--device", args.device, "--out", str(out)]
+    if args.data:
+        cmd += ["--data", str(args.data)]
+    done = out / "robustness.json"
+    if done.is_file():
+        r = json.loads(done.read_text())
+        same_weights = (ROOT / r.get("checkpoint", "")).resolve() == weights.resolve()
+        if (same_weights and r.get("images") == args.num_images and r.get("pgd_steps") == args.pgd_steps
+                and r.get("seed") == args.seed and r.get("attacks", {}).get("pgd", {}).keys() == set(EPS.split(","))
+                and len(r.get("corruptions", {})) == (15 if args.corruptions == "common" else len(r["corruptions"]))):
+            print(f"reuse {done}", flush=True)
+            return r
+    print(f"$ spectralkd {shlex.join(cmd)}", flush=True)
+    start = time.time()
+    code = subprocess.call([sys.executable, "-m", "spectralkd", *cmd], cwd=ROOT)
+    if code != 0:
+        sys.exit(f"robustness_study: command failed with exit {code}")
+    print(f"  {time.time() - start:.0f} s", flush=True)
+    return json.loads(done.read_text())
+
+
+def row(variant: str, seed: int | None, r: dict) -> dict:
+    return {"variant": variant, "seed": seed, "clean": r["clean"], "fgsm": r["attacks"].get("fgsm", {}),
+            "pgd": r["attacks"].get("pgd", {}), "corruption_mean": r["corruption_mean"]}
+
+
+def metrics(r: dict) -> dict:
+    out = {"clean": r["clean"], "corruption_mean": r["corruption_mean"]}
+    for a in ("fgsm", "pgd"):
+        out.update({f"{a}@{k}": v for k, v in r[a].items()})
+    return out
+
+
+def paired(rows: list[dict]) -> dict:
+    from spectralkd.analysis.robustness import paired_summary
+
+    out = {}
+    by = {(r["variant"], r["seed"]): metrics(r) for r in rows if r["variant"] != "teacher"}
+    for a, b in PAIRS:
+        seeds = sorted(s for (v, s) in by if v == a and (b, s) in by)
+        if not seeds:
+            continue
+        res = {}
+        for key in by[(a, seeds[0])]:
+            diffs = [by[(a, s)][key] - by[(b, s)][key] for s in seeds]
+            res[key] = {**paired_summary(diffs), "diffs": diffs}
+        out[f"{a} - {b}"] = {"seeds": seeds, **res}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "cifar10-kd",
+                    help="study run folders <variant>-s<seed>/ (default: runs/cifar10-kd)")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--data", help="CIFAR-10 folder or tarball (default: the shared one)")
+    ap.add_argument("--num-images", type=int, default=1000)
+    ap.add_argument("--pgd-steps", type=int, default=10)
+    ap.add_argument("--corruptions", default="common", help="all | common | names (default: common, the 15)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch-size", type=int, default=100)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--no-teacher", action="store_true")
+    ap.add_argument("--out", type=Path, default=RESULTS / "robustness.json")
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+    rows = []
+    if not args.no_teacher:
+        rows.append(row("teacher", None, measure(TEACHER, RESULTS / "robustness" / "teacher", args)))
+    runs = discover(args.runs, list(args.variants))
+    if not runs:
+        print(f"no <variant>-s<seed>/best.safetensors under {args.runs} for {', '.join(args.variants)}", flush=True)
+    for variant, seed, weights in runs:
+        rows.append(row(variant, seed, measure(weights, RESULTS / "robustness" / f"{variant}-s{seed}", args)))
+    settings = {"num_images": args.num_images, "eps": EPS, "pgd_steps": args.pgd_steps, "pgd_alpha": "2.5*eps/steps",
+                "corruptions": args.corruptions, "severities": "1-5", "seed": args.seed,
+                "runs": str(args.runs.resolve().relative_to(ROOT)) if args.runs.resolve().is_relative_to(ROOT)
+                else str(args.runs)}
+    result = {"settings": settings, "runs": rows, "paired": paired(rows)}
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out} ({len(rows)} runs)", flush=True)
+    for name, res in result["paired"].items():
+        print(name, {k: (round(v["mean"], 2), [None if c is None else round(c, 2) for c in v["ci95"]])
+                     for k, v in res.items() if k != "seeds"}, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
