@@ -54,3 +54,12 @@ def run_cli(*args: str):
 def cli():
     """``cli("analyze", "--model", ...)`` → (exit code, stdout, stderr), run in-process."""
     return run_cli
+
+
+@pytest.fixture
+def sk(monkeypatch):
+    """The real CLI entry (UserError → exit 2) with only the sr commands registered."""
+    from spectralkd import cli as cli_module
+
+    monkeypatch.setattr(cli_module, "COMMAND_MODULES", ("spectralkd.sr.cli",))
+    return cli_module.main

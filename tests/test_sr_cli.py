@@ -6,16 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-import spectralkd.cli as cli
 from spectralkd.sr.bicubic import imresize_uint8
 from spectralkd.sr.mdbn import MDBN
-
-
-@pytest.fixture
-def sk(monkeypatch):
-    """The real CLI entry (UserError → exit 2) with only the sr commands registered."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("spectralkd.sr.cli",))
-    return cli.main
 
 
 @pytest.fixture(scope="module")

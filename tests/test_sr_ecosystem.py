@@ -6,7 +6,6 @@ import pytest
 import torch
 from PIL import Image
 
-import spectralkd.cli as cli
 from spectralkd.errors import UserError
 from spectralkd.paths import REPO_ROOT
 from spectralkd.sr.datasets import load_rgb, to_tensor, to_uint8_image
@@ -20,12 +19,6 @@ from spectralkd.sr.tiling import upscale
 
 SHIPPED = REPO_ROOT / "artifacts" / "sr" / "mdbn_x2_cpu.safetensors"
 BF16_MIN_PSNR = 40.0  # dB, bf16 output against fp32 output (issue 14)
-
-
-@pytest.fixture
-def sk(monkeypatch):
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("spectralkd.sr.cli",))
-    return cli.main
 
 
 @pytest.fixture(scope="module")

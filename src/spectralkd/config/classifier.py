@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import Field, field_validator
 
 from spectralkd.config.schema import (DEVICE_TEXT, Device, Fraction, HalfOpenUnit, Int, MeanList, NonNegFloat, NonNegInt,
-                                      OpenUnit, PosFloat, PosInt, Prob, Section, StdList, defaults_of)
+                                      LogSection, OpenUnit, PosFloat, PosInt, Prob, Section, StdList, defaults_of)
 
 Ids = Optional[Union[Literal["auto"], list[Union[Int, str]]]]  # block ids (negative count from the last) or module names
 
@@ -127,11 +127,6 @@ class DistillSection(Section):
     spatial_align: Literal["strict", "fourier", "interpolate"] = Field(
         "strict", description="pairs of different H×W: strict (refused) | fourier (common frequencies, exact ideal "
                               "resampling) | interpolate (bilinear)")
-
-
-class LogSection(Section):
-    tensorboard: bool = Field(False, description="also write log.jsonl's per-epoch scalars to RUN/tensorboard "
-                                                 "(needs the tensorboard package)")
 
 
 class ClassifierConfig(Section):

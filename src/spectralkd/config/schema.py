@@ -171,3 +171,9 @@ def _show(value: Any) -> str:
     if isinstance(value, str):
         return repr(value)
     return str(value)
+
+
+class LogSection(Section):
+    """``log``: where a run's records go besides log.jsonl (both trainers)."""
+    tensorboard: bool = Field(False, description="also write log.jsonl's scalars to RUN/tensorboard at each record's "
+                                                 "epoch or iteration (needs the tensorboard package)")

@@ -10,7 +10,7 @@ from typing import Annotated, Literal, Optional, Union
 from pydantic import Field, field_validator
 
 from spectralkd.config.schema import (DEVICE_TEXT, Device, HalfOpenUnit, NonNegFloat, NonNegInt, OpenUnit, PosFloat,
-                                      PosInt, Section, defaults_of)
+                                      LogSection, PosInt, Section, defaults_of)
 
 
 class ModelSection(Section):
@@ -67,11 +67,6 @@ class ValSection(Section):
     every: PosInt = Field(500, description="validate every N iterations")
     crop_border: Optional[NonNegInt] = Field(None, description="pixels cropped before PSNR/SSIM; null → scale")
     max_images: Optional[PosInt] = Field(None, description="cap on images per validation set")
-
-
-class LogSection(Section):
-    tensorboard: bool = Field(False, description="also write log.jsonl's scalars to RUN/tensorboard (needs the "
-                                                 "tensorboard package)")
 
 
 class SRConfig(Section):
