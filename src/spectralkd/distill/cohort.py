@@ -29,7 +29,7 @@ from spectralkd.runtime.io import atomic_write_text
 from spectralkd.runtime.run import flatten
 
 COHORT_FILE = "cohort.yaml"
-PER_STUDENT = ("model.", "optim.", "sched.", "ema.", "distill.", "out")
+PER_STUDENT = ("model.", "optim.", "sched.", "ema.", "distill.")  # sections a student may set; and its "out"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 

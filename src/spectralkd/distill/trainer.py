@@ -122,7 +122,7 @@ def build_students(command: str, names: list[str], runs: list[Run], env: DistEnv
     for run in runs[1:]:
         run.cfg["data"]["path"] = first["data"]["path"]
     _, classes, _ = labelled_split(data_path, "val" if not first["data"]["holdout"] else first["data"]["test_split"])
-    students, data, teacher = [], None, None
+    students, data, teacher, card_data = [], None, None, None
     for name, run in zip(names, runs):
         seed_everything(int(run.cfg["seed"]))  # same on every process, and for every student of a cohort
         student, kwargs = model_setup.build_student(run.cfg, len(classes))
@@ -140,7 +140,9 @@ def build_students(command: str, names: list[str], runs: list[Run], env: DistEnv
                                   build_task(run.cfg, command == "distill", student, data, teacher,
                                              warn=env.is_main and not students))
         best = restore(run.state, training, run.cfg) if run.state else {"top1": None, "epoch": None}
-        students.append(Student(name, run, training, _card(run.cfg, kwargs, training, data), best))
+        if card_data is None:
+            card_data = _card_data(first, data)
+        students.append(Student(name, run, training, _card(run.cfg, kwargs, training, card_data), best))
     shared = SharedTeacher(students, compile=bool(first.get("compile"))) \
         if len(students) > 1 and teacher is not None else None
     return students, data, shared
@@ -164,16 +166,22 @@ def build_training(cfg: dict, env: DistEnv, student: nn.Module, data: DataBundle
                               env.device, precision, cfg["optim"]["clip_grad"], steps)
 
 
-def _card(cfg: dict, kwargs: dict, training: ClassifierTraining, data: DataBundle) -> dict:
+def _card_data(cfg: dict, data: DataBundle) -> dict:
+    """The model card's data entry, the same for every student of a cohort (the content hash is taken once)."""
+    data_cfg = data.data_cfg
+    return {**data_identity(cfg["data"]["path"], data.classes),
+            "input_size": data_cfg["input_size"][-1], "mean": list(data_cfg["mean"]),
+            "std": list(data_cfg["std"]), "interpolation": data_cfg.get("interpolation"),
+            "crop_pct": data_cfg.get("crop_pct"), "num_train": data.num_train, "num_val": data.num_val,
+            "holdout": int(cfg["data"]["holdout"] or 0)}
+
+
+def _card(cfg: dict, kwargs: dict, training: ClassifierTraining, card_data: dict) -> dict:
     """The model card's fixed part (the epoch, accuracy and command are added when weights are saved)."""
-    task, data_cfg = training.task, data.data_cfg
+    task = training.task
     pairs = {"student_ids": task.student_layers, "teacher_ids": task.teacher_layers} if task.student_layers else None
     return {"model": cfg["model"]["name"], "model_kwargs": kwargs, "seed": int(cfg["seed"]), "pairs": pairs,
-            "data": {**data_identity(cfg["data"]["path"], data.classes),
-                     "input_size": data_cfg["input_size"][-1], "mean": list(data_cfg["mean"]),
-                     "std": list(data_cfg["std"]), "interpolation": data_cfg.get("interpolation"),
-                     "crop_pct": data_cfg.get("crop_pct"), "num_train": data.num_train, "num_val": data.num_val,
-                     "holdout": int(cfg["data"]["holdout"] or 0)}}
+            "data": card_data}
 
 
 def base_criterion(cfg: dict, data: DataBundle) -> nn.Module:

@@ -211,7 +211,10 @@ def validate(t: SRTraining, cfg: dict) -> dict:
 
 
 def _checkpoint(run: Run, t: SRTraining, it: int, val: dict | None, best: dict) -> dict:
-    """Best (when the first validation set improved) and last weights, then ``last.pt``; returns the best."""
+    """Best (when the first validation set improved) and last weights, then ``last.pt``; returns the best (main
+    process; the others, which do not validate or write, keep theirs)."""
+    if not run.env.is_main:
+        return best
     weights = {}
     if val:
         first = next(iter(val.values()))
