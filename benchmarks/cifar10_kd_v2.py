@@ -106,14 +106,19 @@ def paired(rows: list[dict], a: str, b: str) -> dict | None:
             "a_wins": sum(d > 0 for d in diffs)}
 
 
-def report(rows: list[dict]) -> dict:
-    variants = list(dict.fromkeys(r["variant"] for r in rows))
+def summarise_variants(rows: list[dict]) -> list[dict]:
+    """Per variant, in first-seen order: n, mean and sd of test top-1 over seeds, and the per-seed values."""
     summary = []
-    for v in variants:
+    for v in dict.fromkeys(r["variant"] for r in rows):
         vals = [r["test_top1"] for r in rows if r["variant"] == v]
         summary.append({"variant": v, "n": len(vals), "test_top1_mean": round(statistics.fmean(vals), 3),
                         "test_top1_sd": round(statistics.stdev(vals), 3) if len(vals) > 1 else None,
                         "values": vals})
+    return summary
+
+
+def report(rows: list[dict]) -> dict:
+    summary = summarise_variants(rows)
     base = read_yaml(BASE)
     return {"protocol": {"selection": "holdout", "holdout_images": base["data"]["holdout"], "test": "test",
                          "reported": "test_top1 of the last epoch (weights chosen by holdout top-1 at that epoch)",
@@ -122,7 +127,7 @@ def report(rows: list[dict]) -> dict:
             "paired": [p for a, b in PAIRS if (p := paired(rows, a, b)) is not None]}
 
 
-def tables(result: dict) -> str:
+def table(result: dict) -> str:
     lines = ["| variant | seeds | test top-1 (%) mean ± sd | per seed |", "|---|---|---|---|"]
     for s in result["summary"]:
         sd = f" ± {s['test_top1_sd']:.2f}" if s["test_top1_sd"] is not None else ""
@@ -153,7 +158,7 @@ def main() -> None:
     merged = {**json.loads(path.read_text()), "protocol": protocol, "runs_v2": result["runs"],
               "summary_v2": result["summary"], "paired": result["paired"]}
     path.write_text(json.dumps(merged, indent=1) + "\n")
-    print(tables(result))
+    print(table(result))
 
 
 if __name__ == "__main__":

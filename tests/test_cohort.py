@@ -94,3 +94,26 @@ def test_duplicate_names_and_empty_cohort(tmp_path, synthetic_root):
     path.write_text("cohort: []\n")
     code, _, err = run_cli("distill", "--config", DISTILL, "--cohort", path, "--out", tmp_path / "o")
     assert code == 2 and "needs 'cohort:' with a list of students" in err
+
+
+def test_a_no_kd_member_is_a_control_that_trains_like_spectralkd_train(tmp_path, synthetic_root):
+    """In a cohort, a student in distill.mode none (CE only) sees the cohort's batches and trains exactly as
+    `spectralkd train` does with the same settings; a cohort with no student that distils is refused."""
+    base = [*BASE, "--set", "ema.enabled=false", "--set", "model.drop_path=0.0"]
+    cohort = tmp_path / "cohort"
+    members = {"none": {"distill": {"mode": "none"}}, "spec": {}}
+    code, _, err = run_cli("distill", "--config", DISTILL, "--data", synthetic_root, "--cohort",
+                           _cohort_file(tmp_path, members), "--out", cohort, *base)
+    assert code == 0, err
+    solo = tmp_path / "solo"
+    code, _, err = run_cli("train", "--config", REPO_ROOT / "configs" / "smoke" / "train.yaml", "--data",
+                           synthetic_root, "--out", solo, *base)
+    assert code == 0, err
+    a, b = _weights(cohort / "none"), _weights(solo)
+    worst = max((a["model"][k] - b["model"][k]).abs().max().item() for k in a["model"])
+    assert worst <= 1e-5, worst
+    assert "loss_kd" not in read_jsonl(cohort / "none" / "log.jsonl")[0] or \
+        read_jsonl(cohort / "none" / "log.jsonl")[0]["loss_kd"] == 0.0
+    code, _, err = run_cli("distill", "--config", DISTILL, "--data", synthetic_root, "--cohort",
+                           _cohort_file(tmp_path, {"a": {"distill": {"mode": "none"}}}), "--out", tmp_path / "x", *base)
+    assert code == 2 and "distill.mode 'none' trains without a teacher" in err, err

@@ -1,10 +1,11 @@
-"""The cross-resolution study driver: same budget in every variant, only the intended keys differ; summaries."""
+"""The cross-resolution study driver: one cohort per seed on one base; the members share the budget and differ only
+in the distillation keys they name; each solo config equals the base with its member's overrides; result rows."""
 import importlib.util
 import json
 
 import pytest
 
-from spectralkd.config import load_config
+from spectralkd.config import load_config, merge_config, read_yaml
 from spectralkd.config.classifier import defaults
 from spectralkd.paths import REPO_ROOT
 
@@ -17,6 +18,8 @@ def _driver():
 
 
 study = _driver()
+SOLO = {"none": "xres_student_baseline.yaml", "logit_kd": "xres_student_kd.yaml",
+        "fourier": "xres_student_fourier.yaml", "interpolate": "xres_student_interpolate.yaml"}
 
 
 def _flat(d, prefix=""):
@@ -29,40 +32,68 @@ def _flat(d, prefix=""):
     return out
 
 
-def test_variants_share_the_budget_and_differ_only_in_the_distillation():
-    cfgs = {v: _flat(load_config(REPO_ROOT / config, ["seed=1"], defaults()))
-            for v, (_, config) in study.VARIANTS.items()}
-    base = cfgs["none"]
-    assert base["model.kwargs.patch_size"] == 8 and base["epochs"] == 8  # 4×4 student maps, the 8-epoch budget
-    for v, cfg in cfgs.items():
-        differ = {k for k in base if cfg[k] != base[k]}
-        assert all(k.startswith("teacher.kwargs.") for k in set(cfg) - set(base)), v
-        assert differ <= {"teacher.name", "teacher.checkpoint", "distill.mode", "distill.w_fft",
-                          "distill.spatial_align", "distill.student_ids", "distill.teacher_ids"}, (v, differ)
-    assert cfgs["logit_kd"]["distill.w_fft"] == 0.0 and cfgs["fourier"]["distill.w_fft"] == 0.2
+def _members():
+    base = load_config(REPO_ROOT / study.BASE, ["seed=1"], defaults())
+    return base, {m["name"]: merge_config(base, {k: v for k, v in m.items() if k != "name"}, defaults())
+                  for m in read_yaml(REPO_ROOT / study.COHORT)["cohort"]}
+
+
+def test_members_share_the_budget_and_differ_only_in_the_distillation():
+    base, members = _members()
+    assert list(members) == ["none", "logit_kd", "fourier", "interpolate"] == study.members()
+    flat = {v: _flat(c) for v, c in members.items()}
+    b = _flat(base)
+    assert b["model.kwargs.patch_size"] == 8 and b["epochs"] == 8  # 4×4 student maps, the 8-epoch budget
+    assert (b["data.holdout"], b["data.holdout_seed"]) == (5000, 0)  # the validation split chooses, test once
+    for v, cfg in flat.items():
+        differ = {k for k in b if cfg[k] != b[k]}
+        assert differ <= {"distill.mode", "distill.w_fft", "distill.spatial_align"}, (v, differ)
+    assert (flat["none"]["distill.mode"], flat["logit_kd"]["distill.w_fft"], flat["fourier"]["distill.w_fft"]) == \
+        ("none", 0.0, 0.2)
     for v in ("logit_kd", "fourier", "interpolate"):  # the same logit KD in every distilled variant
-        assert (cfgs[v]["distill.mode"], cfgs[v]["distill.alpha"], cfgs[v]["distill.tau"]) == ("soft", 0.9, 1.0)
-    assert (cfgs["fourier"]["distill.spatial_align"], cfgs["interpolate"]["distill.spatial_align"]) == \
+        assert (flat[v]["distill.mode"], flat[v]["distill.alpha"], flat[v]["distill.tau"]) == ("soft", 0.9, 1.0)
+    assert (flat["fourier"]["distill.spatial_align"], flat["interpolate"]["distill.spatial_align"]) == \
         ("fourier", "interpolate")
-    assert {k: v for k, v in cfgs["fourier"].items() if k != "distill.spatial_align"} == \
-        {k: v for k, v in cfgs["interpolate"].items() if k != "distill.spatial_align"}
-    assert cfgs["fourier"]["teacher.checkpoint"] == "artifacts/cifar10-teacher/teacher.safetensors"
-    assert [study.VARIANTS[v][0] for v in study.VARIANTS] == ["train", "distill", "distill", "distill"]
+    assert flat["fourier"]["teacher.checkpoint"] == "artifacts/cifar10-teacher/teacher.safetensors"
 
 
-def test_run_records_and_summary(tmp_path):
-    run = tmp_path / "fourier-s0"
-    run.mkdir()
-    (run / "config.yaml").write_text("epochs: 3\n")
-    (run / "log.jsonl").write_text("".join(json.dumps({"epoch": e, "val_top1": t}) + "\n"
-                                           for e, t in ((1, 40.0), (2, 47.5), (3, 46.0))))
-    assert study.finished(run)
-    assert study.summarise(run) == {"test_top1": 46.0, "best_top1": 47.5, "best_epoch": 2, "epochs": 3}
-    runs = [{"variant": "fourier", "seed": 0, "test_top1": 46.0, "best_top1": 47.5},
-            {"variant": "none", "seed": 0, "test_top1": 40.0, "best_top1": 41.0},
-            {"variant": "fourier", "seed": 1, "test_top1": 48.0, "best_top1": 48.5}]
-    rows = study.summary(runs)
-    assert [r["variant"] for r in rows] == ["none", "fourier"]  # the study's variant order
-    assert rows[1]["test_top1"]["mean"] == 47.0 and rows[1]["test_top1"]["std"] == pytest.approx(1.414, abs=1e-3)
-    assert rows[0]["test_top1"]["std"] is None
-    assert "| fourier | 2 | 47.00 ± 1.41 | 48.00 ± 0.71 | 46.00, 48.00 |" in study.table(rows)
+@pytest.mark.parametrize("variant", list(SOLO))
+def test_each_solo_config_trains_what_its_cohort_member_trains(variant):
+    """The solo configs (one command per variant, docs/distill.md) are the cohort members written out."""
+    _, members = _members()
+    solo = _flat(load_config(REPO_ROOT / "configs" / "cifar10" / SOLO[variant], ["seed=1"], defaults()))
+    member = _flat(members[variant])
+    if variant == "none":  # `spectralkd train` (no teacher) against the member in mode none: the rest is equal
+        solo, member = ({k: v for k, v in d.items() if not k.startswith(("distill.", "teacher."))}
+                        for d in (solo, member))
+        assert _flat(members[variant])["distill.mode"] == "none"
+    assert solo == member
+
+
+def test_result_rows_and_paired_differences(tmp_path, monkeypatch):
+    monkeypatch.setattr(study.Study, "__init__", lambda self, smoke: None)
+    s = study.Study(False)
+    s.committed = tmp_path
+    for seed, (none, fourier) in enumerate(((40.0, 44.0), (41.0, 46.0))):
+        for name, top1 in (("none", none), ("fourier", fourier)):
+            d = tmp_path / f"seed{seed}" / name
+            d.mkdir(parents=True)
+            (d / "config.yaml").write_text("epochs: 2\n")
+            (d / "log.jsonl").write_text(
+                json.dumps({"epoch": 1, "val_top1": 30.0, "train_time_s": 60}) + "\n"
+                + json.dumps({"epoch": 2, "val_top1": 35.0, "train_time_s": 60, "test_top1": top1, "test_top5": 90.0})
+                + "\n")
+    unfinished = tmp_path / "seed0" / "logit_kd"
+    unfinished.mkdir()
+    (unfinished / "log.jsonl").write_text(json.dumps({"epoch": 1, "val_top1": 30.0}) + "\n")
+    assert s.finished(0, "logit_kd") is None  # no test evaluation yet
+    monkeypatch.setattr(study, "ROOT", tmp_path)
+    rows = [study.run_row(seed, name, s.finished(seed, name)) for seed in (0, 1) for name in ("none", "fourier")]
+    assert rows[1]["test_top1"] == 44.0 and rows[1]["best_val_epoch"] == 2 and rows[1]["train_minutes"] == 2.0
+    p = study.paired(rows, "fourier", "none")
+    assert (p["n"], p["mean"], p["diffs"]) == (2, 4.5, [4.0, 5.0])
+    half = 12.706 * 0.7071068 / 2 ** 0.5  # t(0.975, 1) · sd / √n, sd of (4, 5)
+    assert p["ci95"] == pytest.approx([4.5 - half, 4.5 + half], abs=1e-3)
+    summary = study.summarise_variants(rows)
+    assert [(r["variant"], r["test_top1_mean"]) for r in summary] == [("none", 40.5), ("fourier", 45.0)]
+    assert "| fourier − none | 2 | +4.50 |" in study.table({"summary": summary, "paired": [p]})

@@ -102,11 +102,14 @@ def _data_path(cfg: dict, notice: bool) -> Path:
     return resolve_data(cfg["data"]["path"])
 
 
-def _check_command(command: str, cfg: dict) -> None:
-    if command != "distill" and get(cfg, "teacher.name"):
+def _check_command(command: str, cfgs: list[dict]) -> None:
+    """``train`` has no teacher; ``distill`` needs one student that uses it (in a cohort, a member in mode ``none``
+    is a no-KD control that sees the same batches)."""
+    if command != "distill" and any(get(cfg, "teacher.name") for cfg in cfgs):
         raise UserError("`spectralkd train` trains without a teacher; remove teacher.name or use `spectralkd distill`")
-    if command == "distill" and cfg["distill"]["mode"] == "none":
-        raise UserError("distill.mode 'none' trains without a teacher; use `spectralkd train` for that")
+    if command == "distill" and all(cfg["distill"]["mode"] == "none" for cfg in cfgs):
+        raise UserError("distill.mode 'none' trains without a teacher; use `spectralkd train` for that (in a cohort, "
+                        "a student in mode none is allowed beside students that distil)")
 
 
 def build_students(command: str, names: list[str], runs: list[Run], env: DistEnv):
@@ -116,8 +119,7 @@ def build_students(command: str, names: list[str], runs: list[Run], env: DistEnv
     precision = check_precision(env.device, first["precision"])
     if first.get("threads"):
         torch.set_num_threads(int(first["threads"]))
-    for run in runs:
-        _check_command(command, run.cfg)
+    _check_command(command, [run.cfg for run in runs])
     data_path = _data_path(first, env.is_main)
     for run in runs[1:]:
         run.cfg["data"]["path"] = first["data"]["path"]
