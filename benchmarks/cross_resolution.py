@@ -67,10 +67,10 @@ class Study:
     def command(self, seed: int, budget: list[str]) -> list[str]:
         cohort = self.runs / f"seed{seed}"
         if (cohort / "cohort.yaml").is_file():
-            return ["distill", "--resume", str(cohort.relative_to(ROOT))]
+            return ["distill", "--resume", str(cohort.relative_to(ROOT)), "--set", "progress=false"]
         data = ["--data", str(DATA)] if DATA.exists() else []
         return ["distill", "--config", BASE, "--cohort", COHORT, *data, "--out", str(cohort.relative_to(ROOT)),
-                *[x for s in [f"seed={seed}", "threads=1", *budget] for x in ("--set", s)]]
+                *[x for s in [f"seed={seed}", "threads=1", "progress=false", *budget] for x in ("--set", s)]]
 
     def train_seed(self, seed: int, budget: list[str]) -> str:
         args = self.command(seed, budget)
