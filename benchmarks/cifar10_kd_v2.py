@@ -10,6 +10,9 @@ official 10,000) is evaluated once per run, after its last epoch, with the weigh
 Design. Every seed is one cohort (``spectralkd distill --cohort``): all variants of a seed see identical batches
 and one teacher pass, so differences between variants of a seed are paired. Seeds 0-2 train all seven variants
 (configs/cifar10/cohorts/study_v2.yaml), seeds 3-4 the three main ones (cohorts/study_v2_core.yaml).
+Every cohort also holds ``none``, the no-KD control (distill.mode none, CE only) on the same batches; seed 0's cohort
+was started before it was added, so its ``none`` is the same student trained alone (``spectralkd train``), which
+trains exactly like a cohort member (tests/test_cohort.py).
 
 Resumable: a cohort folder under runs/cifar10_kd_v2/ is continued with --resume; finished students' configs and
 logs are copied to benchmarks/results/cifar10_kd_v2/seed<S>/<variant>/ and the report is rebuilt from those copies,
@@ -43,7 +46,7 @@ COHORTS = {"full": ROOT / "configs" / "cifar10" / "cohorts" / "study_v2.yaml",
            "core": ROOT / "configs" / "cifar10" / "cohorts" / "study_v2_core.yaml"}
 SEEDS = {0: "full", 1: "full", 2: "full", 3: "core", 4: "core"}
 DATA = ROOT.parent / "shared" / "data" / "cifar10-jpg.tar.gz"
-PAIRS = [("spectralkd", "logit_kd"), ("feature_mse", "spectralkd"), ("feature_mse_matched", "spectralkd"),
+PAIRS = [("spectralkd", "logit_kd"), ("logit_kd", "none"), ("spectralkd", "none"), ("feature_mse", "none"), ("feature_mse", "spectralkd"), ("feature_mse_matched", "spectralkd"),
          ("feature_mse", "logit_kd"), ("feature_mse_matched", "logit_kd"), ("magnitude", "spectralkd"),
          ("magnitude", "logit_kd"), ("band_low", "spectralkd"), ("band_high", "spectralkd"),
          ("band_low", "band_high")]
@@ -74,12 +77,43 @@ def train_seed(seed: int) -> None:
     RUNS.mkdir(parents=True, exist_ok=True)
     with open(RUNS / f"seed{seed}.log", "a") as log:
         subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
-    for name in members(seed):
+    for name in started_members(seed):
         src, dst = cohort / name, STUDY / f"seed{seed}" / name
         dst.mkdir(parents=True, exist_ok=True)
         for f in ("config.yaml", "log.jsonl"):
             shutil.copy2(src / f, dst / f)
     shutil.copy2(RUNS / f"seed{seed}.log", STUDY / f"seed{seed}" / "train.log")
+
+
+def train_missing_solo(seed: int, name: str) -> None:
+    """A member added to the cohort file after this seed's cohort started (only ``none``, the no-KD control): the
+    same student trained alone with ``spectralkd train`` (the base without its teacher), which trains exactly like a
+    cohort member with the same seed."""
+    if name != "none":
+        raise SystemExit(f"seed {seed}: cohort member {name} is missing from the started cohort; only 'none' can be "
+                         "trained alone afterwards")
+    run = RUNS / f"seed{seed}-{name}"
+    cmd = [sys.executable, "-m", "spectralkd", "train"]
+    if (run / "last.pt").is_file():
+        cmd += ["--resume", str(run.relative_to(ROOT))]
+    else:
+        cmd += ["--config", str(BASE.relative_to(ROOT)), "--data", str(DATA), "--out", str(run.relative_to(ROOT)),
+                "--set", f"seed={seed}", "--set", "teacher.name=null", "--set", "teacher.checkpoint=null",
+                "--set", "distill.mode=none"]
+    print(f"== seed {seed} {name} (alone): {' '.join(cmd[1:])}", flush=True)
+    with open(RUNS / f"seed{seed}-{name}.log", "a") as log:
+        subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
+    dst = STUDY / f"seed{seed}" / name
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in ("config.yaml", "log.jsonl"):
+        shutil.copy2(run / f, dst / f)
+    shutil.copy2(RUNS / f"seed{seed}-{name}.log", dst / "train.log")
+
+
+def started_members(seed: int) -> list[str]:
+    """The members of this seed's cohort as it was started (its saved cohort.yaml), else the cohort file's."""
+    saved = RUNS / f"seed{seed}" / "cohort.yaml"
+    return [m["name"] for m in read_yaml(saved)["cohort"]] if saved.is_file() else members(seed)
 
 
 def run_row(seed: int, name: str, folder: Path) -> dict:
@@ -147,8 +181,11 @@ def main() -> None:
     args = ap.parse_args()
     if not args.report_only:
         for seed in args.seeds:
-            if not all(finished(seed, name) for name in members(seed)):
+            if not all(finished(seed, name) for name in started_members(seed)):
                 train_seed(seed)
+            for name in members(seed):
+                if finished(seed, name) is None and name not in started_members(seed):
+                    train_missing_solo(seed, name)
     rows = [run_row(seed, name, folder) for seed in sorted(SEEDS) for name in members(seed)
             if (folder := finished(seed, name)) is not None]
     result = report(rows)
