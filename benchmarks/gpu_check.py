@@ -11,6 +11,9 @@ Writes gpu_check.json (default: benchmarks/results/gpu_check.json, or runs/gpu_c
 * agreement of the fp16/bf16 losses with fp32 on the same batch;
 * the cohort speed-up: 4 students on one teacher pass against the same 4 one by one;
 * MDBN x2 inference to a 1280×720 output: fp32, fp16, channels-last, compiled;
+* MDBN beside the lightweight SR peers of benchmarks/bench_sr_peers.py (SwinIR-light, SAFMN, SPAN, OmniSR; spandrel
+  definitions at their published configurations) at x2 and x4 on the same 320×180 input (720p output at x4):
+  params and time per image in fp32 and fp16 autocast, best of 3 (skipped with a note when spandrel is absent);
 * a short CIFAR-10 distillation from the shared data when it is present.
 """
 from __future__ import annotations
@@ -38,11 +41,13 @@ from spectralkd.runtime.rng import RngStream  # noqa: E402
 from spectralkd.runtime.run import Run  # noqa: E402
 
 FULL = {"student": ("deit_tiny_patch16_224", {}), "teacher": ("cait_s24_224", {}), "size": 224, "batch": 256,
-        "pairs": ([0, 1, 10, 11], [0, 1, 22, 23]), "steps": 10, "sr_lr": (360, 640), "classes": 1000}
+        "pairs": ([0, 1, 10, 11], [0, 1, 22, 23]), "steps": 10, "sr_lr": (360, 640), "peer_lr": (180, 320),
+        "classes": 1000}
 SMOKE = {"student": ("deit_tiny_patch16_224", dict(img_size=32, patch_size=8, depth=2, embed_dim=32, num_heads=2)),
          "teacher": ("cait_xxs24_224", dict(img_size=32, patch_size=8, depth=4, embed_dim=64, num_heads=2,
                                             depth_token_only=1)),
-         "size": 32, "batch": 16, "pairs": ([0, 1], [1, 3]), "steps": 3, "sr_lr": (24, 40), "classes": 10}
+         "size": 32, "batch": 16, "pairs": ([0, 1], [1, 3]), "steps": 3, "sr_lr": (24, 40), "peer_lr": (16, 24),
+         "classes": 10}
 
 
 def sync(device: torch.device) -> None:
@@ -207,6 +212,45 @@ def sr_inference(spec: dict, device: torch.device, half: str, compile_too: bool)
     return out
 
 
+def sr_peers(spec: dict, device: torch.device, half: str) -> dict:
+    """MDBN and the peers of bench_sr_peers.py on one LR input at x2 and x4: params, best-of-3 seconds per image in
+    fp32 and under ``half`` autocast (the same builders and parameter counts as the CPU benchmark)."""
+    try:
+        import spandrel  # noqa: F401
+    except ImportError:
+        print("spandrel absent (pip install 'spectralkd[sr-peers]'): SR peer timing skipped", flush=True)
+        return {"skipped": "spandrel is not installed"}
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_sr_peers import PEERS, build_peer, inference_params
+
+    h, w = spec["peer_lr"]
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, h, w, device=device)
+    rows = []
+    for scale in (2, 4):
+        for name in ("MDBN", *PEERS):
+            torch.manual_seed(0)
+            model = build_peer(name, scale).to(device)
+            row = {"model": name, "scale": scale, "params": inference_params(name, model)}
+            for precision in ("fp32", half):
+                times = []
+                with torch.inference_mode():
+                    for _ in range(4):  # the first is a warm-up
+                        sync(device)
+                        start = time.perf_counter()
+                        with autocast(device, precision):
+                            y = model(x)
+                        sync(device)
+                        times.append(time.perf_counter() - start)
+                assert y.shape[-2:] == (h * scale, w * scale), (name, y.shape)
+                row[f"seconds_{precision}"] = round(min(times[1:]), 5)
+            rows.append(row)
+            print(f"SR peers x{scale} {w}x{h} input, {name}: fp32 {row['seconds_fp32'] * 1e3:.1f} ms, {half} "
+                  f"{row[f'seconds_{half}'] * 1e3:.1f} ms", flush=True)
+            del model
+    return {"lr_size": [h, w], "rows": rows}
+
+
 def cifar_run(smoke: bool, out_dir: Path) -> dict | None:
     data = shared_path("cifar10-jpg.tar.gz")
     if data is None:
@@ -243,6 +287,7 @@ def main() -> None:
     result["loss_agreement"] = loss_agreement(spec, device, precisions)
     result["cohort"] = cohort_speedup(spec, device, half)
     result["mdbn_x2"] = sr_inference(spec, device, half, compile_too=True)
+    result["sr_peers"] = sr_peers(spec, device, half)
     result["cifar10"] = cifar_run(args.smoke, out_path.parent)
     result["seconds"] = round(time.perf_counter() - start, 1)
     out_path.write_text(json.dumps(result, indent=1, default=str) + "\n")

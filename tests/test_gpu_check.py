@@ -27,3 +27,8 @@ def test_gpu_check_smoke_runs_every_part(tmp_path):
     assert set(result["mdbn_x2"]) == {"fp32", "bf16", "channels_last", "compiled"}
     assert result["mdbn_x2"]["channels_last"]["max_abs_diff_vs_fp32"] < 1e-4
     assert result["mdbn_x2"]["compiled"]["max_abs_diff_vs_fp32"] < 1e-3
+    peers = result["sr_peers"]
+    if "skipped" not in peers:  # spandrel is in the test extra; absent only in a bare install
+        assert {(r["model"], r["scale"]) for r in peers["rows"]} == \
+            {(m, s) for m in ("MDBN", "SwinIR-light", "SAFMN", "SPAN", "OmniSR") for s in (2, 4)}
+        assert all(r["params"] > 1e5 and r["seconds_fp32"] > 0 and r["seconds_bf16"] > 0 for r in peers["rows"])
