@@ -129,7 +129,10 @@ def dynamics_plot(teacher: dict, teacher_label: str, students: Sequence[tuple[st
             ax.set_title(f"{literal(label)}: {title}", fontsize=9)
             ax.set_xlabel("epoch", fontsize=8)
         panels[4].legend(fontsize=6)
-        fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=panels[:4], label="epoch", shrink=0.8)
+        bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=panels[:4], label="epoch",
+                           shrink=0.8)
+        bar.locator = matplotlib.ticker.MaxNLocator(integer=True)
+        bar.update_ticks()
     fig.suptitle("students over training (coloured by epoch; teacher in black)", fontsize=10)
     fig.savefig(path, dpi=100)
     plt.close(fig)
