@@ -127,6 +127,16 @@ def collect(model: nn.Module, loader: Iterable, selection: LayerSelection, bins:
     return acc, images_seen, skipped
 
 
+def probe_measures(model: nn.Module, images: torch.Tensor, bins: int = 100, batch_size: int = 64,
+                   device: torch.device | str = "cpu") -> list[LayerMeasures]:
+    """Every measure of every block/stage map of ``model`` on a fixed tensor of (normalised) images, exactly as
+    :func:`analyze` computes them (both passes); the trainer's ``monitor`` records these per epoch. Leaves the model
+    in eval mode."""
+    batches = [(images[i:i + batch_size], None, 0) for i in range(0, images.shape[0], batch_size)]
+    acc, _, _ = collect(model, batches, LayerSelection(model), bins, device, progress=False)
+    return acc.results()
+
+
 def analyze(model: nn.Module, model_name: str, loader: Iterable, indices: Sequence[int] | None = None,
             names: Sequence[str] | None = None, bins: int = 100, device: torch.device | str = "cpu",
             progress: bool = True, settings: dict | None = None) -> AnalysisResult:

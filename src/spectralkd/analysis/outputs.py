@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 
 from spectralkd.analysis.measures import AnalysisResult
+from spectralkd.spectral import LayerMeasures
 from spectralkd.paths import portable
 from spectralkd.runtime.io import atomic_write_text
 from spectralkd.errors import UserError
@@ -31,13 +32,17 @@ def unstructured_intensity(rms: float, channels: int) -> float:
     return UNSTRUCTURED * rms / math.sqrt(channels)
 
 
+def layer_entry(m: LayerMeasures) -> dict:
+    """One layer of analysis.json (also a layer of a dynamics.jsonl record)."""
+    return {"index": m.index, "shape": list(m.shape), "intensity": m.intensity, "entropy": m.entropy,
+            "rms": m.rms, "svd_rank_99": m.svd_ranks[0.99], "high_freq_ratio": m.high_freq_ratio}
+
+
 def analysis_dict(result: AnalysisResult, recommended: dict) -> dict:
     layers, spectra = [], {}
     for m in result.layers:
-        c = m.shape[0]
-        layers.append({"index": m.index, "shape": list(m.shape), "intensity": m.intensity, "entropy": m.entropy,
-                       "rms": m.rms, "svd_rank_99": m.svd_ranks[0.99], "high_freq_ratio": m.high_freq_ratio})
-        spectra[str(m.index)] = [float(v) for v in m.spectrum[: c // 2]]
+        layers.append(layer_entry(m))
+        spectra[str(m.index)] = [float(v) for v in m.spectrum[: m.shape[0] // 2]]
     return {"model": result.model, "num_images": result.num_images, "layers": layers, "spectra": spectra,
             "recommended": {"student_ids": list(recommended["student_ids"]),
                             "teacher_ids": list(recommended["teacher_ids"]),

@@ -129,6 +129,14 @@ class DistillSection(Section):
                               "resampling) | interpolate (bilinear)")
 
 
+class MonitorSection(Section):
+    every: NonNegInt = Field(0, description="every N epochs (and at epoch 0 and the last epoch) record the "
+                                            "student's per-layer measures on a fixed probe batch into "
+                                            "RUN/dynamics.jsonl; 0 = off")
+    probe_images: PosInt = Field(64, description="images in the probe batch (the first of the validation split, "
+                                                 "class-interleaved; the held-out images when data.holdout > 0)")
+
+
 class ClassifierConfig(Section):
     seed: NonNegInt = Field(0, description="random seed")
     device: Device = Field("auto", description=DEVICE_TEXT, json_schema_extra={"x-allowed": DEVICE_TEXT})
@@ -153,11 +161,14 @@ class ClassifierConfig(Section):
     ema: EmaSection = Field(default_factory=EmaSection)
     distill: DistillSection = Field(default_factory=DistillSection)
     log: LogSection = Field(default_factory=LogSection)
+    monitor: MonitorSection = Field(default_factory=MonitorSection, description="spectral dynamics over training "
+                                                                                 "(dynamics.jsonl)")
 
 
 # Keys that may differ between a run and its resumption; any other change is refused.
 RESUME_MUTABLE = ("epochs", "stop_after_epoch", "device", "threads", "progress", "compile", "max_val_batches",
-                  "data.num_workers", "data.path", "data.eval_batch_size", "data.pin_memory", "out", "log.tensorboard")
+                  "data.num_workers", "data.path", "data.eval_batch_size", "data.pin_memory", "out", "log.tensorboard",
+                  "monitor.every")
 
 
 def defaults() -> dict:

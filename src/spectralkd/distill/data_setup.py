@@ -24,6 +24,7 @@ class DataBundle:
     mixup: Mixup | None = None
     test_loader: DataLoader | None = None  # with data.holdout > 0: the test split, evaluated once at the end
     num_test: int = 0
+    val_items: list | None = None  # (path, label) of the validation split (the held-out images with data.holdout)
 
 
 def _pair(value, key: str) -> tuple[float, float]:
@@ -118,4 +119,5 @@ def build_data(cfg: dict, data_path, data_cfg: dict, rank: int = 0, world_size: 
     val_loader = _eval_loader(val_items, data_cfg, eval_batch, workers, pin, rank, world_size)
     test_loader = _eval_loader(other_items, data_cfg, eval_batch, workers, pin, rank, world_size) if holdout else None
     return DataBundle(train_loader, val_loader, sampler, classes, data_cfg, len(train_set), len(val_items),
-                      make_mixup(cfg, len(classes)), test_loader, len(other_items) if holdout else 0)
+                      make_mixup(cfg, len(classes)), test_loader, len(other_items) if holdout else 0,
+                      val_items)

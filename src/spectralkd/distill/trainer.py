@@ -4,7 +4,8 @@ What is specific to classifiers lives here: the models, data, the :class:`~spect
 objective, evaluation and the model card. The run directory (config, resume check, lock, checkpoints, log, the
 non-finite stop) is :class:`spectralkd.runtime.run.Run`, shared with the SR trainer. A run directory holds
 ``config.yaml``, ``log.jsonl`` (one object per epoch), ``last.pt`` (model, EMA, optimizer, scheduler, scaler, RNG
-states, epoch, best so far) and ``best.safetensors`` with its model card. Everything is checked and built before
+states, epoch, best so far), ``best.safetensors`` with its model card and, with ``monitor.every`` > 0,
+``dynamics.jsonl`` (:mod:`spectralkd.distill.monitor`). Everything is checked and built before
 anything is written. Each epoch reseeds every RNG from (seed, epoch, rank) and the samplers from the epoch, so
 ``--resume`` reproduces the uninterrupted run. A cohort (``--cohort FILE``, :mod:`spectralkd.distill.cohort`) trains
 several students on one data stream and one teacher pass per batch, each in its own run folder.
@@ -30,6 +31,7 @@ from spectralkd.distill.data_setup import DataBundle
 from spectralkd.distill.evaluate import evaluate
 from spectralkd.distill.loop import ClassifierTraining, SharedTeacher, Student, train_one_epoch
 from spectralkd.distill.losses import uses_feature_term
+from spectralkd.distill.monitor import Monitor
 from spectralkd.distill.pairs import resolve_pairs, validate_pairs
 from spectralkd.distill.task import SpectralKD
 from spectralkd.errors import UserError, one_line
@@ -236,6 +238,7 @@ def train_epochs(students: list[Student], data: DataBundle, command: str,
         for s in students:
             _announce(s, data, command)
     last: dict[int, dict | None] = {id(s): None for s in students}
+    monitor = Monitor.start(students, data)  # dynamics.jsonl trimmed to the checkpoints; epoch 0 of new students
     for epoch in range(min(done.values()), min(epochs, stop)):
         active = [s for s in students if done[id(s)] <= epoch]
         seed_everything(seed + EPOCH_SEED_STRIDE * (epoch + 1), env.rank)
@@ -248,6 +251,8 @@ def train_epochs(students: list[Student], data: DataBundle, command: str,
                       status_every_s=STATUS_EVERY_S if env.is_main else None) as progress:
             records = train_one_epoch(active, data.train_loader, epoch, progress, shared if len(active) > 1 else None)
         for s, record in zip(active, records):
+            if monitor is not None:
+                monitor.record(s, epoch + 1)  # before the epoch's checkpoint (see distill/monitor.py)
             last[id(s)] = finish_epoch(s, data, record, epoch, epochs, bar)
             done[id(s)] = epoch + 1
         barrier()

@@ -211,6 +211,17 @@ class Run:
         barrier()
         return self
 
+    def jsonl(self, name: str) -> JsonlLog:
+        """Another JSON-lines file of the run (e.g. ``dynamics.jsonl``), kept in step with ``log.jsonl``: removed for
+        a new run (or one restarted before its first checkpoint), records beyond the resumed position dropped on
+        resume. Written by the main process only; call after :meth:`start`, before writing the next checkpoint."""
+        records = JsonlLog(self.path / name, enabled=self.env.is_main)
+        if self.env.is_main:
+            if self.state is None:
+                records.path.unlink(missing_ok=True)
+            records.truncate_after(self.progress_key, self.position)
+        return records
+
     def save(self, state: dict, weights: dict[str, tuple[dict, dict]] | None = None) -> None:
         """Weights files (name → (state dict, model card)), then ``last.pt`` (main process only, each atomic)."""
         if not self.env.is_main:

@@ -10,7 +10,8 @@ def register(subparsers) -> None:
         description="Compare per-layer spectral measures of a teacher (first input) and students. Each input is an "
                     "analysis.json (or a folder holding one) or a run directory of `spectralkd train/distill`, whose "
                     "best weights are then analysed on the run's validation data. Writes compare.json, measures.png, "
-                    "spectra.png and a self-contained report.html.")
+                    "spectra.png and a self-contained report.html; a student run directory holding dynamics.jsonl "
+                    "(trained with monitor.every > 0) adds dynamics.png and per-epoch similarity numbers.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="teacher first, then students")
     p.add_argument("--labels", nargs="+", metavar="NAME", help="a name per input (default: folder names)")
     p.add_argument("--out", default="runs/compare", metavar="DIR", help="output folder (default: runs/compare)")
@@ -39,5 +40,11 @@ def handle(args) -> int:
             extra = f"; |Δ| aligned {d['aligned']:.4g}, not aligned " + (
                 "n/a" if d["not_aligned"] is None else f"{d['not_aligned']:.4g}")
         print(f"{s['label']}: intensity correlation {corr}, mean distance {m['mean_distance']:.4g}{extra}")
+        epochs = [e for e in (s.get("dynamics") or {}).get("epochs", []) if "measures" in e]
+        if epochs:
+            a, b = epochs[0], epochs[-1]
+            print(f"{s['label']}: over training ({len(epochs)} recorded epochs), relative intensity distance "
+                  f"{a['measures']['intensity']['relative_distance']:.4g} at epoch {a['epoch']} → "
+                  f"{b['measures']['intensity']['relative_distance']:.4g} at epoch {b['epoch']}")
     print(f"wrote {result['files']['report']}")
     return 0

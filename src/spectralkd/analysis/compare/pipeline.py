@@ -8,8 +8,9 @@ from typing import Sequence
 
 import yaml
 
+from spectralkd.analysis.compare.dynamics import DYNAMICS, dynamics_similarity, read_dynamics
 from spectralkd.analysis.compare.measures import compare, load_analysis
-from spectralkd.analysis.compare.plots import measures_plot, spectra_plot
+from spectralkd.analysis.compare.plots import dynamics_plot, measures_plot, spectra_plot
 from spectralkd.analysis.compare.report import write_compare
 from spectralkd.config.classifier import defaults
 from spectralkd.errors import UserError
@@ -83,9 +84,24 @@ def analyze_run(run_dir: Path, out: Path, num_images: int, batch_size: int, devi
     return analysis, pairs
 
 
+def _dynamics(teacher: dict, inputs: Sequence[str | Path], students: list[dict],
+              pairs: Sequence[dict | None]) -> list[tuple[str, list[dict], dict]]:
+    """Each student input that is a folder holding dynamics.jsonl: its per-epoch similarity to the teacher, added to
+    its compare.json entry as ``dynamics``; (label, records, that entry) for the plot."""
+    found = []
+    for item, student, p in zip(inputs, students, pairs):
+        path = Path(item) / DYNAMICS
+        records = read_dynamics(path) if Path(item).is_dir() and path.is_file() else []
+        if records:
+            student["dynamics"] = dynamics_similarity(teacher, records, p, path)
+            found.append((student["label"], records, student["dynamics"]))
+    return found
+
+
 def run_compare(inputs: Sequence[str | Path], labels: Sequence[str] | None, out: str | Path,
                 num_images: int = 256, batch_size: int = 64, device="cpu", progress: bool = True) -> dict:
-    """Compare the first input (the teacher) with the others; writes compare.json, plots and report.html."""
+    """Compare the first input (the teacher) with the others; writes compare.json, plots and report.html (and, for
+    student run directories with a dynamics.jsonl, dynamics.png and per-epoch numbers)."""
     out = Path(out)
     if len(inputs) < 2:
         raise UserError("compare needs at least two inputs: the teacher first, then one or more students")
@@ -109,6 +125,10 @@ def run_compare(inputs: Sequence[str | Path], labels: Sequence[str] | None, out:
     out.mkdir(parents=True, exist_ok=True)
     plots = {"per-layer measures against relative depth": measures_plot(analyses, labels, out / "measures.png", pairs),
              "channel spectra of matched layers": spectra_plot(analyses, labels, out / "spectra.png", pairs)}
+    over_epochs = _dynamics(analyses[0], inputs[1:], result["students"], pairs[1:])
+    if over_epochs:
+        plots["students over training epochs (dynamics.jsonl)"] = dynamics_plot(analyses[0], labels[0], over_epochs,
+                                                                              out / "dynamics.png")
     json_path, html_path = write_compare(result, plots, out)
     result["files"] = {"json": str(json_path), "report": str(html_path)}
     return result

@@ -16,6 +16,7 @@ from spectralkd.spectral.similarity import relative_depth  # noqa: E402
 
 TITLES = {"intensity": "frequency intensity L(X)", "rms": "RMS", "entropy": "channel entropy [bits]",
           "high_freq_ratio": "spatial high-frequency ratio"}
+SHORT = {"intensity": "intensity", "rms": "RMS", "entropy": "entropy", "high_freq_ratio": "high-freq. ratio"}
 
 
 def literal(text: str) -> str:
@@ -91,6 +92,48 @@ def spectra_plot(analyses: Sequence[dict], labels: Sequence[str], path: Path,
     for ax in list(axes.flat)[len(shown):]:
         ax.axis("off")
     fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def dynamics_plot(teacher: dict, teacher_label: str, students: Sequence[tuple[str, list[dict], dict]],
+                  path: Path) -> Path:
+    """Per student (label, dynamics records, its compare.json ``dynamics`` entry) two rows: each measure against
+    relative depth with one line per recorded epoch (coloured by epoch, the teacher in black), then each measure's
+    relative distance and correlation to the teacher's curve against the epoch."""
+    rows = 2 * len(students)
+    fig, axes = plt.subplots(rows, 3, figsize=(13, 3.1 * rows), squeeze=False, layout="constrained")
+    cmap = plt.get_cmap("viridis")
+    for k, (label, records, summary) in enumerate(students):
+        panels = list(axes[2 * k]) + list(axes[2 * k + 1])
+        epochs = [r["epoch"] for r in records]
+        norm = matplotlib.colors.Normalize(vmin=min(epochs), vmax=max(max(epochs), min(epochs) + 1))
+        for ax, name in zip(panels, MEASURES):
+            for r in records:
+                values = [x[name] for x in r["layers"]]
+                ax.plot(relative_depth(len(values)), values, color=cmap(norm(r["epoch"])), lw=1.1, marker=".", ms=3)
+            t = curve(teacher, name)
+            ax.plot(relative_depth(len(t)), t, color="black", lw=2.2, marker="o", ms=3,
+                    label=f"{literal(teacher_label)} (teacher)")
+            ax.set_title(f"{literal(label)}: {TITLES[name]}", fontsize=9)
+            ax.set_xlabel("relative depth", fontsize=8)
+        panels[0].legend(fontsize=7)
+        rows_by_epoch = [e for e in summary["epochs"] if "measures" in e]
+        for ax, key, title in ((panels[4], "relative_distance", "distance to teacher / teacher mean"),
+                               (panels[5], "correlation", "correlation with teacher")):
+            for name in MEASURES:
+                ys = [e["measures"][name][key] for e in rows_by_epoch]
+                ax.plot([e["epoch"] for e in rows_by_epoch], [math.nan if y is None else y for y in ys],
+                        marker="o", ms=3, lw=1.2, label=SHORT[name])
+            ax.set_title(f"{literal(label)}: {title}", fontsize=9)
+            ax.set_xlabel("epoch", fontsize=8)
+        panels[4].legend(fontsize=6)
+        bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=panels[:4], label="epoch",
+                           shrink=0.8)
+        bar.locator = matplotlib.ticker.MaxNLocator(integer=True)
+        bar.update_ticks()
+    fig.suptitle("students over training (coloured by epoch; teacher in black)", fontsize=10)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -26,6 +26,27 @@ def render(result: dict, plots: dict[str, Path]) -> str:
         for p in s["spectra"]:
             spectra.append(f"<tr><td>{html.escape(s['label'])}</td><td>{p['student_layer']}</td><td>{p['teacher_layer']}</td>"
                            f"<td>{fmt(p['correlation'], 3)}</td><td>{fmt(p['mean_distance'], 3)}</td></tr>")
+    epochs = []
+    for s in result["students"]:
+        for e in (s.get("dynamics") or {}).get("epochs", []):
+            if "measures" not in e:
+                epochs.append(f"<tr><td>{html.escape(s['label'])}</td><td>{e['epoch']}</td>"
+                              "<td colspan=6>non-finite measures</td></tr>")
+                continue
+            m, d = e["measures"], e["intensity_distance"]
+            epochs.append(f"<tr><td>{html.escape(s['label'])}</td><td>{e['epoch']}</td>"
+                          f"<td>{fmt(m['intensity']['correlation'], 3)}</td>"
+                          f"<td>{fmt(m['intensity']['relative_distance'], 3)}</td><td>{fmt(d['aligned'], 3)}</td>"
+                          f"<td>{fmt(d['not_aligned'], 3)}</td><td>{fmt(m['rms']['correlation'], 3)}</td>"
+                          f"<td>{fmt(m['entropy']['correlation'], 3)}</td></tr>")
+    over_training = "" if not epochs else f"""<h2>Over training</h2>
+<p>Students whose run directory holds <code>dynamics.jsonl</code> (trained with <code>monitor.every</code> &gt; 0): their
+per-layer measures on the run's fixed probe batch after each recorded epoch (0 = initial weights), compared with the
+teacher as above. The teacher's curves come from its own analysis (other images), so read levels with care and trends
+with confidence.</p>
+<table><tr><th>student</th><th>epoch</th><th>corr. intensity</th><th>intensity distance (relative)</th>
+<th>|Δ intensity| aligned</th><th>|Δ intensity| not aligned</th><th>corr. RMS</th><th>corr. entropy</th></tr>
+{''.join(epochs)}</table>"""
     figures = "".join(embed_png(p, caption) for caption, p in plots.items())
     body = f"""<h1>Distillation dynamics: teacher <code>{html.escape(teacher['label'])}</code> ({html.escape(str(teacher['model']))},
 {teacher['depth']} layers)</h1>
@@ -46,6 +67,7 @@ over <em>its own</em> global value range (the paper's definition), so compare en
 <p>Spectra resampled to 64 normalised channel frequencies over the range both cover (0 to 0.5 − 1/C of the narrower); correlation of shape and mean absolute distance.</p>
 <table><tr><th>student</th><th>student layer</th><th>teacher layer</th><th>correlation</th><th>mean distance</th></tr>
 {''.join(spectra)}</table>
+{over_training}
 <p class="footer">Written by spectralkd compare; numbers in compare.json beside this page.</p>"""
     return page(f"spectralkd compare: {teacher['label']}", body, width=1150)
 
