@@ -48,10 +48,11 @@ def test_analyze_end_to_end(cli, synthetic_root, checkpoint, tmp_path):
                  "channel_spectra.png", "spatial_spectra.png"):
         assert (out / name).stat().st_size > 0, name
     data = json.loads((out / "analysis.json").read_text())
-    assert set(data) == {"model", "num_images", "layers", "spectra", "recommended"}
+    assert set(data) == {"model", "num_images", "layers", "spectra", "recommended", "bootstrap"}
     assert data["model"] == MODEL and data["num_images"] == 12
     assert [set(layer) for layer in data["layers"]] == [
-        {"index", "shape", "intensity", "entropy", "rms", "svd_rank_99", "high_freq_ratio"}] * 3
+        {"index", "shape", "intensity", "entropy", "rms", "svd_rank_99", "high_freq_ratio", "intensity_ci", "rms_ci",
+         "entropy_ci", "high_freq_ratio_ci"}] * 3
     assert [layer["shape"] for layer in data["layers"]] == [[48, 8, 8]] * 3
     assert set(data["spectra"]) == {"0", "1", "2"} and all(len(v) == 24 for v in data["spectra"].values())
     assert len(data["recommended"]["student_ids"]) == 2 == len(data["recommended"]["teacher_ids"])

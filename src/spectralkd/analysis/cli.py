@@ -47,6 +47,11 @@ def register(subparsers) -> None:
     p.add_argument("--num-pairs", type=pos_int, metavar="K",
                    help="number of layer pairs to recommend (default: two thirds of the shallower model)")
     p.add_argument("--bins", type=pos_int, default=100, help="histogram bins of the channel entropy (default: 100)")
+    p.add_argument("--bootstrap", type=nonneg_int, default=1000, metavar="B",
+                   help="resamples of the percentile bootstrap over the images that gives each layer's 95 %% interval "
+                        "of intensity, RMS, entropy and high-frequency ratio (default: 1000; 0: no intervals)")
+    p.add_argument("--bootstrap-seed", type=nonneg_int, default=0, metavar="S",
+                   help="seed of the bootstrap resamples (default: 0; the same seed gives the same intervals)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted) instead of stopping")
     p.add_argument("--workers", type=nonneg_int, default=0, help="data loader worker processes (default: 0)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
@@ -94,10 +99,13 @@ def run_analyze(args) -> int:
         student_depth=args.student_depth, student_shapes=student_shapes, num_pairs=args.num_pairs, bins=args.bins, device=device,
         progress=not args.no_progress, skip_bad=args.skip_bad, workers=args.workers, split=args.split,
         holdout=(args.holdout, args.holdout_seed) if args.holdout else None,
+        bootstrap=args.bootstrap, bootstrap_seed=args.bootstrap_seed,
         settings={"model_kwargs": kwargs, "checkpoint": args.checkpoint, "pretrained": args.pretrained})
     result, rec = written.result, written.recommended
     skipped = f", {result.skipped} unreadable skipped" if result.skipped else ""
     print(f"analysed {len(result.layers)} layers of {args.model} on {result.num_images} images{skipped}")
+    if result.bootstrap.get("note"):
+        print(f"note: {result.bootstrap['note']}")
     print(f"recommended pairs (student <- teacher, rule {rec.get('rule')}): {describe_pairs(rec)}")
     print(f"wrote {written.report} ({', '.join(sorted(p.name for p in written.files.values()))})")
     sys.stdout.flush()

@@ -11,6 +11,7 @@ body { font-family: system-ui, sans-serif; max-width: %dpx; margin: 2em auto; pa
 table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0 1.5em; }
 td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: right; } th { background: #f3f3f3; }
 tr.pick { background: #fff1dc; }
+td.ci, small.ci { color: #555; white-space: nowrap; }
 img { max-width: 100%%; } figure { margin: 1em 0; } figcaption { color: #666; font-size: 0.85em; }
 dt { font-weight: bold; margin-top: 0.6em; } code { background: #f3f3f3; padding: 0 3px; }
 p.footer { color: #666; font-size: 0.85em; }

@@ -24,6 +24,7 @@ from spectralkd.data import (
 from spectralkd.errors import UserError
 from spectralkd.features import block_maps, map_names, module_maps, num_block_maps, resolve_indices
 from spectralkd.spectral import LayerMeasures, RunningMeasures
+from spectralkd.spectral.bootstrap import CONFIDENCE_LEVEL, DEFAULT_RESAMPLES, layer_intervals
 
 
 @dataclass
@@ -39,6 +40,13 @@ class AnalysisResult:
     skipped: int
     value_range: tuple[float, float]
     settings: dict = field(default_factory=dict)
+    # per layer {measure: (lower, upper) or None}: bootstrap intervals over images (empty dicts when disabled)
+    intervals: list[dict] = field(default_factory=list)
+    bootstrap: dict = field(default_factory=dict)  # resamples, seed, level, method, over[, note]; {} when disabled
+
+    def interval(self, i: int, measure: str) -> tuple[float, float] | None:
+        """The interval of ``measure`` for layer position ``i`` (None: not computed)."""
+        return self.intervals[i].get(measure) if i < len(self.intervals) else None
 
 
 class LayerSelection:
@@ -137,13 +145,32 @@ def probe_measures(model: nn.Module, images: torch.Tensor, bins: int = 100, batc
     return acc.results()
 
 
+def bootstrap_layers(layers: Sequence[LayerMeasures], num_images: int, resamples: int = DEFAULT_RESAMPLES,
+                     seed: int = 0) -> tuple[list[dict], dict]:
+    """(per-layer intervals, description) of the percentile bootstrap over images (``resamples`` 0: disabled)."""
+    if resamples < 0:
+        raise UserError(f"--bootstrap must be 0 (off) or a number of resamples, got {resamples}")
+    if resamples == 0:
+        return [{} for _ in layers], {}
+    info = {"resamples": int(resamples), "seed": int(seed), "level": CONFIDENCE_LEVEL, "method": "percentile",
+            "over": "images"}
+    if num_images < 2:
+        info["note"] = f"no interval: the bootstrap over images needs at least 2 images, got {num_images}"
+    return layer_intervals(layers, resamples, seed), info
+
+
 def analyze(model: nn.Module, model_name: str, loader: Iterable, indices: Sequence[int] | None = None,
             names: Sequence[str] | None = None, bins: int = 100, device: torch.device | str = "cpu",
-            progress: bool = True, settings: dict | None = None) -> AnalysisResult:
-    """Every measure of the chosen layers of ``model`` over the images of ``loader``."""
+            progress: bool = True, settings: dict | None = None, bootstrap: int = DEFAULT_RESAMPLES,
+            bootstrap_seed: int = 0) -> AnalysisResult:
+    """Every measure of the chosen layers of ``model`` over the images of ``loader``, with percentile-bootstrap
+    intervals over the images (``bootstrap`` resamples, 0: none) of the measures in ``CI_MEASURES``."""
     model = model.to(device)
     selection = LayerSelection(model, indices, names)
     acc, n, skipped = collect(model, loader, selection, bins, device, progress)
-    return AnalysisResult(model=model_name, layers=acc.results(), layer_ids=selection.ids,
+    layers = acc.results()
+    intervals, info = bootstrap_layers(layers, n, bootstrap, bootstrap_seed)
+    return AnalysisResult(model=model_name, layers=layers, layer_ids=selection.ids,
                           layer_names=selection.names, depth=selection.depth, num_images=n, skipped=skipped,
-                          value_range=acc.value_range, settings=dict(settings or {}, bins=bins))
+                          value_range=acc.value_range, settings=dict(settings or {}, bins=bins),
+                          intervals=intervals, bootstrap=info)

@@ -3,8 +3,14 @@
 ``analysis.json`` holds exactly::
 
     {"model", "num_images", "layers": [{"index", "shape", "intensity", "entropy", "rms", "svd_rank_99",
-     "high_freq_ratio"}], "spectra": {index: [first C//2 values of the channel spectrum]},
-     "recommended": {"student_ids", "teacher_ids", "rule", "teacher_shapes"[, "student_shapes"]}}
+     "high_freq_ratio"[, "intensity_ci", "rms_ci", "entropy_ci", "high_freq_ratio_ci"]}],
+     "spectra": {index: [first C//2 values of the channel spectrum]},
+     "recommended": {"student_ids", "teacher_ids", "rule", "teacher_shapes"[, "student_shapes"]}
+     [, "bootstrap": {"resamples", "seed", "level", "method", "over"[, "note"]}]}
+
+The ``<measure>_ci`` keys (``[lower, upper]``, or null with fewer than 2 images) and ``bootstrap`` are there when
+the percentile bootstrap over images ran (``--bootstrap B``, default 1000; files written before it, or with
+``--bootstrap 0``, have neither and load the same).
 
 ``details.json`` holds everything needed to reproduce and read it (settings, data config, value range, skipped
 files, the teacher depth, SVD ranks at every level, radial spatial spectra, the ``0.886·RMS/√C`` reference).
@@ -19,6 +25,7 @@ from pathlib import Path
 
 from spectralkd.analysis.measures import AnalysisResult
 from spectralkd.spectral import LayerMeasures
+from spectralkd.spectral.bootstrap import CI_MEASURES
 from spectralkd.paths import portable
 from spectralkd.runtime.io import atomic_write_text
 from spectralkd.errors import UserError
@@ -38,16 +45,26 @@ def layer_entry(m: LayerMeasures) -> dict:
             "rms": m.rms, "svd_rank_99": m.svd_ranks[0.99], "high_freq_ratio": m.high_freq_ratio}
 
 
+def _ci(result: AnalysisResult, i: int, name: str) -> list[float] | None:
+    ci = result.interval(i, name)
+    return None if ci is None else [float(ci[0]), float(ci[1])]
+
+
 def analysis_dict(result: AnalysisResult, recommended: dict) -> dict:
     layers, spectra = [], {}
-    for m in result.layers:
+    for i, m in enumerate(result.layers):
         layers.append(layer_entry(m))
+        if result.bootstrap:
+            layers[-1].update({f"{name}_ci": _ci(result, i, name) for name in CI_MEASURES})
         spectra[str(m.index)] = [float(v) for v in m.spectrum[: m.shape[0] // 2]]
-    return {"model": result.model, "num_images": result.num_images, "layers": layers, "spectra": spectra,
-            "recommended": {"student_ids": list(recommended["student_ids"]),
-                            "teacher_ids": list(recommended["teacher_ids"]),
-                            **{k: recommended[k] for k in ("rule", "teacher_shapes", "student_shapes")
-                               if k in recommended}}}
+    out = {"model": result.model, "num_images": result.num_images, "layers": layers, "spectra": spectra,
+           "recommended": {"student_ids": list(recommended["student_ids"]),
+                           "teacher_ids": list(recommended["teacher_ids"]),
+                           **{k: recommended[k] for k in ("rule", "teacher_shapes", "student_shapes")
+                              if k in recommended}}}
+    if result.bootstrap:
+        out["bootstrap"] = dict(result.bootstrap)
+    return out
 
 
 def details_dict(result: AnalysisResult) -> dict:
@@ -66,18 +83,20 @@ def details_dict(result: AnalysisResult) -> dict:
 
 
 CSV_FIELDS = ("index", "name", "channels", "height", "width", "intensity", "unstructured_intensity", "entropy", "rms",
-              "svd_rank_80", "svd_rank_90", "svd_rank_95", "svd_rank_99", "high_freq_ratio", "min", "max")
+              "svd_rank_80", "svd_rank_90", "svd_rank_95", "svd_rank_99", "high_freq_ratio", "min", "max",
+              *(f"{name}_ci_{end}" for name in CI_MEASURES for end in ("lo", "hi")))  # empty: no interval
 
 
 def layers_csv(result: AnalysisResult) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
-    for name, m in zip(result.layer_names, result.layers):
+    for i, (name, m) in enumerate(zip(result.layer_names, result.layers)):
         c, h, w = m.shape
         ranks = [m.svd_ranks.get(lv, "") for lv in (0.8, 0.9, 0.95, 0.99)]
+        cis = [end for ci in (result.interval(i, n) for n in CI_MEASURES) for end in (ci or ("", ""))]
         row = [m.index, name, c, h, w, m.intensity, unstructured_intensity(m.rms, c),
-               "" if m.entropy is None else m.entropy, m.rms, *ranks, m.high_freq_ratio, m.min, m.max]
+               "" if m.entropy is None else m.entropy, m.rms, *ranks, m.high_freq_ratio, m.min, m.max, *cis]
         writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
     return buf.getvalue()
 
@@ -116,6 +135,11 @@ def _check_analysis_types(path: Path, data: dict) -> None:
             value = layer.get(name)
             if value is not None and not _is_number(value):
                 bad(f"layers[{i}].{name}", value, "a number")
+            ci = layer.get(f"{name}_ci")  # absent in files written before the bootstrap intervals
+            if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(_is_number(v) for v in ci)):
+                bad(f"layers[{i}].{name}_ci", ci, "null or [lower, upper] (two numbers)")
+    if "bootstrap" in data and not isinstance(data["bootstrap"], dict):
+        bad("bootstrap", data["bootstrap"], "an object (resamples, seed, level, ...)")
     spectra = data.get("spectra", {})
     if not isinstance(spectra, dict):
         bad("spectra", spectra, "an object of layer index → list of numbers")

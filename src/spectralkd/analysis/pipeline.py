@@ -16,6 +16,7 @@ from spectralkd.analysis.recommend import recommend_from_layers
 from spectralkd.analysis.report import write_report
 from spectralkd.analysis.measures import AnalysisResult, analyze, make_loader
 from spectralkd.features import block_maps, num_block_maps
+from spectralkd.spectral.bootstrap import DEFAULT_RESAMPLES
 
 
 def student_map_shapes(student: nn.Module, input_size: int) -> list[list[int]]:
@@ -49,11 +50,13 @@ def analyze_to_dir(model: nn.Module, model_name: str, data, out: str | Path, *, 
                    student_shapes: Sequence[Sequence[int]] | None = None,
                    device="cpu", progress: bool = True, skip_bad: bool = False, workers: int = 0,
                    split: str = "val", holdout: tuple[int, int] | None = None,
-                   settings: dict | None = None) -> AnalysisOutput:
+                   settings: dict | None = None, bootstrap: int = DEFAULT_RESAMPLES,
+                   bootstrap_seed: int = 0) -> AnalysisOutput:
     """Analyse ``model`` on ``num_images`` images of ``data`` and write every output file into ``out``.
 
     ``student_shapes`` (C×H×W of each of the student's maps, e.g. from :func:`student_map_shapes`) lets the
-    recommendation pair across architectures and show the sizes of both sides."""
+    recommendation pair across architectures and show the sizes of both sides. ``bootstrap`` resamples (0: none)
+    with ``bootstrap_seed`` give the percentile-bootstrap intervals over the images (see spectral.bootstrap)."""
     overrides = {k: v for k, v in (data_overrides or {}).items() if v is not None}
     loader, cfg, n_files = make_loader(model, data, num_images, batch_size, input_size, skip_bad, workers, split,
                                        holdout, **overrides)
@@ -62,9 +65,9 @@ def analyze_to_dir(model: nn.Module, model_name: str, data, out: str | Path, *, 
             "interpolation": cfg.get("interpolation"), "crop_pct": cfg.get("crop_pct"),
             "crop_mode": cfg.get("crop_mode"), "batch_size": batch_size, "device": str(device),
             "high_freq_cutoff": 0.5, "energy_levels": [0.8, 0.9, 0.95, 0.99], "rank_percentile": 99,
-            **(settings or {})}
+            "bootstrap": bootstrap, "bootstrap_seed": bootstrap_seed, **(settings or {})}
     result = analyze(model, model_name, loader, indices=indices, names=names, bins=bins, device=device,
-                     progress=progress, settings=info)
+                     progress=progress, settings=info, bootstrap=bootstrap, bootstrap_seed=bootstrap_seed)
     if student_shapes is not None and student_depth is None:
         student_depth = len(student_shapes)
     depth = student_depth if student_depth is not None else result.depth

@@ -25,6 +25,17 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _band(ax, result: AnalysisResult, measure: str, color: str) -> bool:
+    """Shade the bootstrap interval of ``measure`` around its curve; False (nothing drawn) when there is none."""
+    cis = [result.interval(i, measure) for i in range(len(result.layers))]
+    if not cis or any(ci is None for ci in cis):
+        return False
+    level = round(100 * result.bootstrap.get("level", 0.95))
+    ax.fill_between([m.index for m in result.layers], [lo for lo, _ in cis], [hi for _, hi in cis], color=color,
+                    alpha=0.25, lw=0, label=f"{level} % bootstrap interval over images")
+    return True
+
+
 def _mark_pairs(ax, teacher_ids, ids):
     for t in teacher_ids or []:
         if t in ids:
@@ -35,7 +46,8 @@ def intensity_plot(result: AnalysisResult, path: Path, teacher_ids=None) -> Path
     ids = [m.index for m in result.layers]
     fig, ax = plt.subplots(figsize=(7, 3.8))
     _mark_pairs(ax, teacher_ids, ids)
-    ax.plot(ids, [m.intensity for m in result.layers], "o-", label="frequency intensity L(X)")
+    _band(ax, result, "intensity", "tab:blue")
+    ax.plot(ids, [m.intensity for m in result.layers], "o-", color="tab:blue", label="frequency intensity L(X)")
     ax.plot(ids, [unstructured_intensity(m.rms, m.shape[0]) for m in result.layers], "k--", lw=1,
             label="0.886·RMS/√C (channels without structure)")
     ax.set_xlabel("layer")
@@ -49,6 +61,8 @@ def intensity_plot(result: AnalysisResult, path: Path, teacher_ids=None) -> Path
 def entropy_plot(result: AnalysisResult, path: Path) -> Path:
     ids = [m.index for m in result.layers]
     fig, ax = plt.subplots(figsize=(7, 3.8))
+    if _band(ax, result, "entropy", "tab:green"):
+        ax.legend(fontsize=8)
     ax.plot(ids, [m.entropy for m in result.layers], "s-", color="tab:green")
     bins = result.settings.get("bins", 100)
     ax.set_xlabel("layer")
@@ -90,6 +104,8 @@ def spatial_plot(result: AnalysisResult, path: Path) -> Path:
     ax1.set_title("spatial spectra (DC left out; light = deeper)", fontsize=9)
     if n <= 12:
         ax1.legend(fontsize=6, ncol=2, title="layer", title_fontsize=7)
+    if _band(ax2, result, "high_freq_ratio", "tab:red"):
+        ax2.legend(fontsize=7)
     ax2.plot([m.index for m in result.layers], [m.high_freq_ratio for m in result.layers], "o-", color="tab:red")
     ax2.set_xlabel("layer")
     ax2.set_ylabel("share of non-DC energy at ρ > 0.5")

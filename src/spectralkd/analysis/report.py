@@ -34,20 +34,51 @@ MEASURES = [
      "Each channel map's 2-D power spectrum (rfft2, both halves of the plane counted, so Parseval holds); the share "
      "of the non-DC energy above half the Nyquist frequency (normalised radius ρ > 0.5). High values mean "
      "fine, pixel-to-pixel spatial detail."),
+    ("Intervals",
+     "With the bootstrap on (<code>--bootstrap B</code>, default 1000 resamples), each interval is a percentile "
+     "bootstrap interval over the analysed images: the images are drawn with replacement B times, the measure is "
+     "recomputed on every resample, and the interval spans the middle 95 % of those values (the same resamples for "
+     "every layer; the RMS and the high-frequency ratio are recomputed as the square root of a mean and a ratio of "
+     "means, not averaged per image). It shows how much a value depends on which images of this source were "
+     "analysed. It is <em>not</em> an interval over training seeds, models or data sets."),
 ]
+
+
+def _ci_text(ci) -> str:
+    return "–" if ci is None else f"{_fmt(ci[0])} – {_fmt(ci[1])}"
+
+
+def _with_ci(result: AnalysisResult, i: int, measure: str, value) -> str:
+    """A measure's cell: the value, with its interval below in small type when there is one."""
+    ci = result.interval(i, measure)
+    return _fmt(value) + ("" if ci is None else f'<br><small class="ci">{_ci_text(ci)}</small>')
+
+
+def _bootstrap_note(result: AnalysisResult) -> str:
+    b = result.bootstrap
+    if not b:
+        return "No intervals (the bootstrap was off: <code>--bootstrap 0</code>)."
+    level = round(100 * b.get("level", 0.95))
+    text = (f"Intervals: {level} % percentile bootstrap over the {result.num_images} analysed images "
+            f"({b['resamples']} resamples, seed {b['seed']}); they show how the values vary with the choice of "
+            "images, not across training seeds.")
+    return text + (f" <b>{html.escape(b['note'])}.</b>" if b.get("note") else "")
 
 
 def render(result: AnalysisResult, recommended: dict, plots: dict[str, Path]) -> str:
     s = portable(result.settings)
     rows = []
     teacher_ids = set(recommended.get("teacher_ids", []))
-    for name, m in zip(result.layer_names, result.layers):
+    for i, (name, m) in enumerate(zip(result.layer_names, result.layers)):
         c, h, w = m.shape
         mark = ' class="pick"' if m.index in teacher_ids else ""
         rows.append(
             f"<tr{mark}><td>{m.index}</td><td>{html.escape(name)}</td><td>{c}×{h}×{w}</td><td>{_fmt(m.intensity)}</td>"
-            f"<td>{_fmt(unstructured_intensity(m.rms, c))}</td><td>{_fmt(m.entropy)}</td><td>{_fmt(m.rms)}</td>"
-            f"<td>{_fmt(m.svd_ranks.get(0.99))}</td><td>{_fmt(m.high_freq_ratio)}</td></tr>")
+            f'<td class="ci">{_ci_text(result.interval(i, "intensity"))}</td>'
+            f"<td>{_fmt(unstructured_intensity(m.rms, c))}</td><td>{_with_ci(result, i, 'entropy', m.entropy)}</td>"
+            f"<td>{_with_ci(result, i, 'rms', m.rms)}</td><td>{_fmt(m.svd_ranks.get(0.99))}</td>"
+            f"<td>{_with_ci(result, i, 'high_freq_ratio', m.high_freq_ratio)}</td></tr>")
+    level = round(100 * result.bootstrap.get("level", 0.95))
     settings = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in s.items())
     measures = "".join(f"<dt>{t}</dt><dd>{d}</dd>" for t, d in MEASURES)
     figures = "".join(embed_png(p, name.replace(".png", "").replace("_", " ")) for name, p in plots.items())
@@ -65,8 +96,9 @@ Highlighted rows below. Use them with <code>distill.student_ids/teacher_ids: aut
 <h2>Plots</h2>
 {figures}
 <h2>Per layer</h2>
-<table><tr><th>index</th><th>layer</th><th>C×H×W</th><th>intensity</th><th>0.886·RMS/√C</th><th>entropy [bits]</th>
-<th>RMS</th><th>SVD rank 99</th><th>high-freq. ratio</th></tr>
+<p>{_bootstrap_note(result)}</p>
+<table><tr><th>index</th><th>layer</th><th>C×H×W</th><th>intensity</th><th>intensity {level} % CI</th>
+<th>0.886·RMS/√C</th><th>entropy [bits]</th><th>RMS</th><th>SVD rank 99</th><th>high-freq. ratio</th></tr>
 {''.join(rows)}
 </table>
 <h2>What the measures mean</h2>

@@ -6,6 +6,7 @@
 * :mod:`.spatial` — radially averaged 2-D power spectrum, high-frequency ratio
 * :mod:`.similarity` — comparing per-layer curves of models of different depth
 * :mod:`.running` — streaming accumulation over many batches
+* :mod:`.bootstrap` — percentile-bootstrap intervals over images of the per-layer measures
 * :mod:`.resample` — ideal (Fourier) downsampling of maps, in the rfft2 domain
 """
 from spectralkd.spectral.channel import channel_spectrum, frequency_intensity

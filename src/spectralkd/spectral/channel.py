@@ -56,15 +56,23 @@ def mirror_half_spectrum(half: torch.Tensor, c: int) -> torch.Tensor:
     return torch.cat([half, tail], dim=-1)
 
 
+def spectrum_per_image(x: torch.Tensor) -> torch.Tensor:
+    """Per image, the sum over H, W of ``|FFT along C| / C`` for a checked B×C×H×W map → float64 [B, C]. Chunked.
+
+    Its mean over k divided by H·W is the image's own frequency intensity; since every image has H·W positions,
+    the layer's L(X) is the plain mean of those over images (what ``spectralkd analyze`` bootstraps)."""
+    b, c = x.shape[:2]
+    half = torch.empty(b, c // 2 + 1, dtype=torch.float64, device=x.device)
+    step = images_per_chunk(x)
+    for start in range(0, b, step):
+        mag = torch.fft.rfft(x[start:start + step], dim=1).abs()
+        half[start:start + step] = mag.sum(dim=(2, 3), dtype=torch.float64)
+    return mirror_half_spectrum(half, c) / c
+
+
 def spectrum_sum(x: torch.Tensor) -> torch.Tensor:
     """Sum over B, H, W of ``|FFT along C| / C`` for a checked B×C×H×W map → float64 tensor [C]. Chunked."""
-    c = x.shape[1]
-    half = torch.zeros(c // 2 + 1, dtype=torch.float64, device=x.device)
-    step = images_per_chunk(x)
-    for start in range(0, x.shape[0], step):
-        mag = torch.fft.rfft(x[start:start + step], dim=1).abs()
-        half += mag.sum(dim=(0, 2, 3), dtype=torch.float64)
-    return mirror_half_spectrum(half, c) / c
+    return spectrum_per_image(x).sum(dim=0)
 
 
 def channel_spectrum(x: torch.Tensor) -> torch.Tensor:

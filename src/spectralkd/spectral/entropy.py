@@ -131,36 +131,43 @@ class ChannelHistogram:
         return out
 
     def _chunks(self, x: torch.Tensor):
-        """(b, p) slices of the B×C×P view so that each chunk holds about ``chunk_elements`` values."""
+        """(first image, slice) pairs of the B×C×P view; each slice (whole images, or part of one image) holds
+        about ``chunk_elements`` values."""
         b, c, p = x.shape
         if c * p <= self.chunk_elements:
             step = max(1, self.chunk_elements // (c * p))
             for i in range(0, b, step):
-                yield x[i:i + step]
+                yield i, x[i:i + step]
         else:
             step = max(1, self.chunk_elements // c)
             for i in range(b):
                 for j in range(0, p, step):
-                    yield x[i:i + 1, :, j:j + step]
+                    yield i, x[i:i + 1, :, j:j + step]
 
-    def sum(self, x: torch.Tensor) -> float:
-        """Σ over the positions of a B×C×H×W map of the entropy (bits) of each position's channel histogram."""
+    def per_image(self, x: torch.Tensor) -> torch.Tensor:
+        """Σ over the positions of each image of a B×C×H×W map of the entropy (bits) of each position's channel
+        histogram → float64 [B] (divide by H·W for the image's mean entropy)."""
         x = check_map(x)
         b, c, h, w = x.shape
         x3 = x.reshape(b, c, h * w)
         mn, mx = (float(v) for v in torch.aminmax(x3))
         in_range = self.lo <= mn and mx <= self.hi
-        total = self._fast_sum(x3) if in_range else None
-        if total is None:
-            total = self._generic_sum(x3)
-        return b * h * w * math.log2(c) - total / c
+        totals = self._fast_sum(x3) if in_range else None
+        if totals is None:
+            totals = self._generic_sum(x3)
+        return h * w * math.log2(c) - totals / c
+
+    def sum(self, x: torch.Tensor) -> float:
+        """Σ over the positions of a B×C×H×W map of the entropy (bits) of each position's channel histogram."""
+        return float(self.per_image(x).sum())
 
     def _fast_delta(self, positions: int) -> float:
         # rounding of offset + v·scale in the data's dtype grows with the largest offset positions·(bins+1)
         return 2 * self._edge_error + 8 * self._eps * (self._magnitude + positions * (self.bins + 1))
 
-    def _fast_sum(self, x3: torch.Tensor) -> float | None:
-        """Σ n·log2 n over all positions with the position offset folded into the float estimate.
+    def _fast_sum(self, x3: torch.Tensor) -> torch.Tensor | None:
+        """Σ n·log2 n over the positions of each image (float64 [B]) with the position offset folded into the float
+        estimate.
 
         Each position owns ``bins + 1`` counting slots; the estimate ``pos·(bins+1) + (v - lo)·scale + δ`` (one
         fused op) is the right slot or one too high, and one comparison with the tiled lower edges (-inf for bin
@@ -180,11 +187,11 @@ class ChannelHistogram:
         table = self._nlog2n(c)
         base = torch.arange(max_positions, dtype=torch.float64, device=x3.device) * stride + (delta - self.lo * self.scale)
         base = base.to(self.dtype)
-        total = torch.zeros((), dtype=torch.float64, device=x3.device)
+        totals = torch.zeros(b, dtype=torch.float64, device=x3.device)
         dev, i32 = x3.device, torch.int32  # slot indices stay far below 2**31; int32 halves the memory traffic
         counts = torch.zeros(max_positions * stride, dtype=i32, device=dev)
         out = f = m = ones = None
-        for chunk in self._chunks(x3):
+        for first, chunk in self._chunks(x3):
             cb, _, cp = chunk.shape
             n, npos = cb * c * cp, cb * cp
             if out is None or out.numel() < n:
@@ -200,16 +207,17 @@ class ChannelHistogram:
             used = counts[:npos * stride]
             used.zero_()
             used.index_add_(0, o.view(-1), ones[:n])
-            total += table.index_select(0, used).sum()
-        return float(total)
+            totals[first:first + cb] += table.index_select(0, used).view(cb, cp * stride).sum(dim=1)
+        return totals
 
-    def _generic_sum(self, x3: torch.Tensor) -> float:
-        """Σ n·log2 n via :meth:`bin_index` (clamps out-of-range values into the edge bins)."""
+    def _generic_sum(self, x3: torch.Tensor) -> torch.Tensor:
+        """Σ n·log2 n over the positions of each image (float64 [B]) via :meth:`bin_index` (clamps out-of-range
+        values into the edge bins)."""
         b, c, p = x3.shape
         table = self._nlog2n(c)
-        total = torch.zeros((), dtype=torch.float64, device=x3.device)
+        totals = torch.zeros(b, dtype=torch.float64, device=x3.device)
         buffers = None
-        for chunk in self._chunks(x3):
+        for first, chunk in self._chunks(x3):
             cb, _, cp = chunk.shape
             n = cb * c * cp
             if buffers is None or buffers[0].numel() < n:
@@ -220,8 +228,8 @@ class ChannelHistogram:
             self.bin_index(chunk, out, (f, m))
             out += (torch.arange(cb * cp, device=x3.device, dtype=torch.int64) * self.bins).view(cb, 1, cp)
             counts = torch.bincount(out.view(-1), minlength=cb * cp * self.bins)
-            total += table[counts].sum()
-        return float(total)
+            totals[first:first + cb] += table[counts].view(cb, cp * self.bins).sum(dim=1)
+        return totals
 
     def positions(self, x: torch.Tensor) -> torch.Tensor:
         """Entropy (bits) of every position → float64 [B, H, W] (for inspection and tests; ``sum`` is faster)."""

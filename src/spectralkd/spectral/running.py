@@ -8,26 +8,56 @@ The entropy needs the *global* min..max of all layers before any histogram can b
 in a second pass over the same images: pass 1 (:meth:`RunningMeasures.update`) gathers everything else and the
 range; pass 2 (:meth:`RunningMeasures.update_entropy`) histograms with the final range. This reproduces the
 definition exactly, at the cost of running the model twice (``spectralkd analyze`` does this). Memory is
-independent of the number of images: O(layers × (C + H·W + min(H·W, C))) for the sums plus the chunked
-temporaries of one batch.
+independent of the number of images — O(layers × (C + H·W + min(H·W, C))) for the sums plus the chunked
+temporaries of one batch — except for five float64 scalars per image and layer, the per-image values below.
+
+Per-image values (:data:`PER_IMAGE`), for bootstrap intervals over images (:mod:`spectralkd.spectral.bootstrap`).
+Every image of a layer has the same C×H×W, so each measure is a function of plain means over images:
+
+* ``intensity``: the image's own L(X) (mean over k of its ``Σ_{h,w} |FFT_k|/C``, divided by H·W); the layer's
+  L(X) is their mean.
+* ``entropy``: the image's mean position entropy; the layer's entropy is their mean.
+* ``sumsq``: the image's ``Σ x²``; RMS = ``sqrt(mean(sumsq) / (C·H·W))`` — not the mean of per-image RMS.
+* ``high``, ``ac``: the image's high-frequency and non-DC spatial energy; the high-frequency ratio is
+  ``mean(high) / mean(ac)`` — a ratio of means, not the mean of per-image ratios.
+
+:func:`measures_from_means` is that map; applied to the means over all images it gives the point estimates of
+:meth:`RunningMeasures.results` (to float64 rounding, tested), applied to the means of a bootstrap resample it
+gives that resample's values. The SVD rank (a 99th percentile over images) has no such form and gets no interval.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
 from spectralkd.errors import UserError
-from spectralkd.spectral.channel import check_map, spectrum_sum
+from spectralkd.spectral.channel import check_map, spectrum_per_image
 from spectralkd.spectral.entropy import ChannelHistogram, histogram_edges
 from spectralkd.spectral.spatial import (
-    HIGH_FREQ_CUTOFF, RadialGrid, high_ratio_from_power, radial_grid, ring_energy, spatial_energy,
+    HIGH_FREQ_CUTOFF, RadialGrid, high_ratio_from_power, radial_grid, ring_energy, spatial_energy_per_image,
 )
 from spectralkd.spectral.stats import ENERGY_LEVELS, GRAM_CHUNK_IMAGES, energy_spectra, percentile_of_counts, ranks_from_energy
 
 RANK_PERCENTILE = 99.0
+# The per-image values kept for every layer (see the module docstring); "entropy" only after the entropy pass.
+PER_IMAGE = ("intensity", "sumsq", "high", "ac", "entropy")
+
+
+def measures_from_means(means: Mapping[str, np.ndarray | float], shape: Sequence[int]) -> dict[str, np.ndarray]:
+    """The layer's intensity, rms, high_freq_ratio (and entropy, when given) from means over images of the
+    per-image values of :data:`PER_IMAGE`; works elementwise on arrays (e.g. one mean per bootstrap resample)."""
+    c, h, w = shape
+    ac, high = (np.asarray(means[k], dtype=np.float64) for k in ("ac", "high"))
+    out = {"intensity": np.asarray(means["intensity"], dtype=np.float64),
+           "rms": np.sqrt(np.asarray(means["sumsq"], dtype=np.float64) / (c * h * w)),
+           # as high_ratio_from_power: 0 for maps without spatial variation
+           "high_freq_ratio": np.where(ac > 0, high / np.where(ac > 0, ac, 1), 0.0)}
+    if means.get("entropy") is not None:
+        out["entropy"] = np.asarray(means["entropy"], dtype=np.float64)
+    return out
 
 
 @dataclass
@@ -47,6 +77,8 @@ class LayerMeasures:
     min: float
     max: float
     num_images: int
+    # float64 [num_images] per name of PER_IMAGE (entropy only after the entropy pass), in the order images came
+    per_image: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,6 +95,7 @@ class _Layer:
     hi: float = float("-inf")
     entropy_sum: float = 0.0
     entropy_rows: int = 0
+    per_image: dict[str, list[torch.Tensor]] = field(default_factory=lambda: {k: [] for k in PER_IMAGE})
 
 
 class RunningMeasures:
@@ -118,15 +151,21 @@ class RunningMeasures:
             if not (np.isfinite(mn) and np.isfinite(mx)):
                 raise UserError(f"layer {self.layer_ids[i]} has NaN or infinite values")
             layer.lo, layer.hi = min(layer.lo, mn), max(layer.hi, mx)
-            layer.spectrum += spectrum_sum(x)
+            spectra = spectrum_per_image(x)
+            layer.spectrum += spectra.sum(dim=0)
+            layer.per_image["intensity"].append(spectra.mean(dim=1) / (h * w))
             layer.rows += b * h * w
             for s in range(0, b, GRAM_CHUNK_IMAGES):
                 ranks = ranks_from_energy(energy_spectra(x[s:s + GRAM_CHUNK_IMAGES]), self.levels)
                 for j in range(len(self.levels)):
                     layer.rank_counts[j] += torch.bincount(ranks[:, j], minlength=layer.rank_counts.shape[1])
-            weighted, count, _ = spatial_energy(x, layer.grid)
-            layer.power += weighted  # Σ weighted power = Σ x² (Parseval): the RMS comes from here
-            layer.maps += float(count)
+            weighted, _ = spatial_energy_per_image(x, layer.grid)
+            layer.power += weighted.sum(dim=0)  # Σ weighted power = Σ x² (Parseval): the RMS comes from here
+            flat = weighted.reshape(b, -1)
+            layer.per_image["sumsq"].append(flat.sum(dim=1))
+            layer.per_image["high"].append(flat[:, layer.grid.high.reshape(-1)].sum(dim=1))
+            layer.per_image["ac"].append(flat[:, ~layer.grid.dc.reshape(-1)].sum(dim=1))
+            layer.maps += float(b * c)
             layer.images += b
 
     @property
@@ -143,8 +182,10 @@ class RunningMeasures:
             self.set_range(*(self._range or self.value_range), device=maps[0].device)
         for i, x in enumerate(maps):
             x = check_map(x.detach(), f"layer {self.layer_ids[i]}")
-            self.layers[i].entropy_sum += self._entropy.sum(x)
+            sums = self._entropy.per_image(x)
+            self.layers[i].entropy_sum += float(sums.sum())
             self.layers[i].entropy_rows += x.shape[0] * x.shape[2] * x.shape[3]
+            self.layers[i].per_image["entropy"].append(sums / (x.shape[2] * x.shape[3]))
 
     def set_range(self, lo: float, hi: float, device: torch.device | str = "cpu") -> None:
         """Fix the entropy histogram range (default: the pass-1 range)."""
@@ -166,6 +207,7 @@ class RunningMeasures:
                 high_freq_ratio=high_ratio_from_power(layer.power, layer.grid), spectrum=spectrum,
                 radial_frequency=layer.grid.frequency.numpy(), radial_power=power,
                 min=layer.lo, max=layer.hi, num_images=layer.images,
+                per_image={k: torch.cat(v).cpu().numpy() for k, v in layer.per_image.items() if v},
             ))
         return out
 

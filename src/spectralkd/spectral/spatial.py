@@ -65,20 +65,30 @@ def radial_grid(h: int, w: int, cutoff: float = HIGH_FREQ_CUTOFF, device: torch.
     return RadialGrid(h, w, ring, weight, rho > cutoff, dc, n_rings, ring_count)
 
 
+def spatial_energy_per_image(x: torch.Tensor, grid: RadialGrid | None = None,
+                             chunk_images: int = SPATIAL_CHUNK_IMAGES) -> tuple[torch.Tensor, RadialGrid]:
+    """Weighted power ``weight · |F|²`` of each image summed over its channels → (float64 [B, H, W//2+1], grid).
+
+    Each image's total is its ``Σ x²`` (Parseval); its high-frequency and non-DC parts are the numerator and
+    denominator of the layer's high-frequency ratio, which is therefore a ratio of sums over images."""
+    x = check_map(x)
+    b, c, h, w = x.shape
+    grid = grid or radial_grid(h, w, device=x.device)
+    power = torch.empty(b, h, w // 2 + 1, dtype=torch.float64, device=x.device)
+    for start in range(0, b, chunk_images):
+        f = torch.fft.rfft2(x[start:start + chunk_images], norm="ortho")
+        power[start:start + chunk_images] = (f.real.square() + f.imag.square()).sum(dim=1, dtype=torch.float64)
+    return power * grid.weight, grid
+
+
 def spatial_energy(x: torch.Tensor, grid: RadialGrid | None = None,
                    chunk_images: int = SPATIAL_CHUNK_IMAGES) -> tuple[torch.Tensor, torch.Tensor, RadialGrid]:
     """Weighted power ``weight · |F|²`` summed over images and channels → (float64 [H, W//2+1], total, grid).
 
     ``total`` is the number of channel maps summed (B·C), for averaging.
     """
-    x = check_map(x)
-    b, c, h, w = x.shape
-    grid = grid or radial_grid(h, w, device=x.device)
-    power = torch.zeros(h, w // 2 + 1, dtype=torch.float64, device=x.device)
-    for start in range(0, b, chunk_images):
-        f = torch.fft.rfft2(x[start:start + chunk_images], norm="ortho")
-        power += (f.real.square() + f.imag.square()).sum(dim=(0, 1), dtype=torch.float64)
-    return power * grid.weight, torch.tensor(float(b * c), dtype=torch.float64), grid
+    per_image, grid = spatial_energy_per_image(x, grid, chunk_images)
+    return per_image.sum(dim=0), torch.tensor(float(x.shape[0] * x.shape[1]), dtype=torch.float64), grid
 
 
 def ring_energy(weighted_power: torch.Tensor, grid: RadialGrid) -> torch.Tensor:
