@@ -11,12 +11,16 @@
 3. ``--alignment``: the spectral loss with spatial alignment, 8 pairs, B=64, student 192 ch 14×14 ← teacher 384 ch
    28×28 (``fourier`` and ``interpolate``) against the same teacher at 14×14 (``strict``, the published loss).
 
-    python benchmarks/bench_distill.py [--threads 1] [--rounds 8] [--steps 2] [--quick] [--alignment]
+    python benchmarks/bench_distill.py [--threads 1] [--rounds 8] [--steps 2] [--quick] [--alignment] [--only PART]
+
+Every part (loss, step, timm, cohort, alignment) is a section of benchmarks/results/bench_distill.json (``--out``)
+with its machine, versions, command, date, printed lines and numbers; a run replaces only the sections it ran.
 """
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -31,6 +35,11 @@ from spectralkd.runtime.progress import Progress
 from spectralkd.runtime.rng import RngStream
 from spectralkd.runtime.run import Run
 from spectralkd.features import create_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _results  # noqa: E402  (machine/versions header and the JSON file shared by the benchmarks)
+
+STEP_GOAL, COHORT_GOAL = 1.05, 1.6  # step-time ratio SpectralKD / logit-KD; cohort speed-up per student
 
 TEACHER = ("cait_xxs24_224", dict(img_size=32, patch_size=4, depth=12, embed_dim=96, num_heads=3, depth_token_only=2,
                                    num_classes=10))
@@ -49,7 +58,7 @@ def reference_loop(student_maps, teacher_maps):
     return total / len(student_maps)
 
 
-def bench_loss(rounds: int, repeats: int) -> None:
+def bench_loss(rounds: int, repeats: int, say=print) -> dict:
     g = torch.Generator().manual_seed(0)
     s_maps = [torch.randn(64, 192, 14, 14, generator=g).requires_grad_() for _ in range(8)]
     t_maps = [torch.randn(64, 384, 14, 14, generator=g) for _ in range(8)]
@@ -71,12 +80,16 @@ def bench_loss(rounds: int, repeats: int) -> None:
         ours.append(once(spectral_alignment_loss))
         ref.append(once(reference_loop))
     mo, mr = min(ours), min(ref)
-    print(f"spectral loss fwd+bwd, 8 pairs B=64 192←384 ch 14x14: spectralkd {mo * 1e3:.1f} ms, "
+    say(f"spectral loss fwd+bwd, 8 pairs B=64 192←384 ch 14x14: spectralkd {mo * 1e3:.1f} ms, "
           f"per-pair loop {mr * 1e3:.1f} ms, ratio {mo / mr:.2f}x (target ≤ 1.0; medians "
           f"{statistics.median(ours) * 1e3:.1f} / {statistics.median(ref) * 1e3:.1f} ms)  [values agree: {a:.6f}]")
+    return {"spectralkd_ms": mo * 1e3, "per_pair_loop_ms": mr * 1e3, "ratio": mo / mr,
+            "spectralkd_median_ms": statistics.median(ours) * 1e3, "per_pair_loop_median_ms": statistics.median(ref) * 1e3,
+            "median_ratio": statistics.median(ours) / statistics.median(ref), "target": 1.0,
+            "loss_value": a, "loss_value_per_pair_loop": b}
 
 
-def bench_alignment(rounds: int, repeats: int) -> None:
+def bench_alignment(rounds: int, repeats: int, say=print) -> dict:
     g = torch.Generator().manual_seed(0)
     s_maps = [torch.randn(64, 192, 14, 14, generator=g).requires_grad_() for _ in range(8)]
     same = [torch.randn(64, 384, 14, 14, generator=g) for _ in range(8)]
@@ -100,8 +113,11 @@ def bench_alignment(rounds: int, repeats: int) -> None:
             times[k].append(once(*case))
     base = min(times["strict (teacher 14x14)"])
     for k, ts in times.items():
-        print(f"spectral loss fwd+bwd, 8 pairs B=64 192 ch 14x14 <- 384 ch, {k}: best {min(ts) * 1e3:.1f} ms, "
+        say(f"spectral loss fwd+bwd, 8 pairs B=64 192 ch 14x14 <- 384 ch, {k}: best {min(ts) * 1e3:.1f} ms, "
               f"median {statistics.median(ts) * 1e3:.1f} ms, {min(ts) / base:.2f}x strict")
+    return {"cases": {k: {"spatial_align": cases[k][1], "teacher_hw": list(cases[k][0][0].shape[-2:]),
+                          "best_ms": min(ts) * 1e3, "median_ms": statistics.median(ts) * 1e3, "x_strict": min(ts) / base}
+                      for k, ts in times.items()}}
 
 
 class TensorBatches:
@@ -137,7 +153,7 @@ def one_epoch(parts: ClassifierTraining, data) -> dict:
         return train_one_epoch([Student("", RUN, parts, {}, rng=RngStream(0))], data, 0, progress)[0]
 
 
-def bench_step(rounds: int, steps: int, batch: int) -> None:
+def bench_step(rounds: int, steps: int, batch: int, say=print) -> dict:
     teacher = create_model(TEACHER[0], model_kwargs=TEACHER[1]).eval().requires_grad_(False)
     g = torch.Generator().manual_seed(1)
     data = TensorBatches([(torch.randn(batch, 3, 32, 32, generator=g), torch.randint(0, 10, (batch,), generator=g))
@@ -156,12 +172,17 @@ def bench_step(rounds: int, steps: int, batch: int) -> None:
             rates[name].append(one_epoch(parts, data)["img_per_s"])
     best = {name: max(v) for name, v in rates.items()}  # best round = least disturbed
     for name, v in best.items():
-        print(f"distill step CIFAR recipe batch {batch}, {name}: {v:.0f} img/s ({batch / v * 1e3:.0f} ms/step; "
-              f"median round {statistics.median(rates[name]):.0f} img/s)")
+        say(f"distill step CIFAR recipe batch {batch}, {name}: {v:.0f} img/s ({batch / v * 1e3:.0f} ms/step; "
+            f"median round {statistics.median(rates[name]):.0f} img/s)")
+    ratios = {}
     for prec in ("bf16", "fp32"):
-        ratio = best[f"logit-KD {prec}"] / best[f"spectralkd {prec}"]
-        print(f"step time SpectralKD / logit-KD-only ({prec}): {ratio:.3f}x (target ≤ 1.10)")
-    print(f"SpectralKD img/s bf16 / fp32: {best['spectralkd bf16'] / best['spectralkd fp32']:.2f}x")
+        ratios[prec] = best[f"logit-KD {prec}"] / best[f"spectralkd {prec}"]
+        say(f"step time SpectralKD / logit-KD-only ({prec}): {ratios[prec]:.3f}x (goal ≤ {STEP_GOAL})")
+    bf16_gain = best['spectralkd bf16'] / best['spectralkd fp32']
+    say(f"SpectralKD img/s bf16 / fp32: {bf16_gain:.2f}x")
+    return {"batch": batch, "img_per_s": best, "median_img_per_s": {k: statistics.median(v) for k, v in rates.items()},
+            "ms_per_step": {k: batch / v * 1e3 for k, v in best.items()},
+            "step_ratio_spectralkd_over_logit_kd": ratios, "goal": STEP_GOAL, "spectralkd_bf16_over_fp32": bf16_gain}
 
 
 COHORT = {  # the study's students: loss, feature term weight
@@ -170,7 +191,7 @@ COHORT = {  # the study's students: loss, feature term weight
 }
 
 
-def bench_timm(rounds: int, steps: int, batch: int, precision: str = "bf16") -> None:
+def bench_timm(rounds: int, steps: int, batch: int, precision: str = "bf16", say=print) -> dict:
     """Our SpectralKD step and logit-KD step against timm's LogitDistillationTask on the same student, teacher and
     batches (the CIFAR-10 recipe's shapes), rounds interleaved; img/s and step-time ratios."""
     from timm.task import LogitDistillationTask
@@ -207,11 +228,17 @@ def bench_timm(rounds: int, steps: int, batch: int, precision: str = "bf16") -> 
             rates[name].append(fn())
     best = {name: max(v) for name, v in rates.items()}
     for name, v in best.items():
-        print(f"step, CIFAR recipe batch {batch} {precision}, {name}: {v:.0f} img/s (median {statistics.median(rates[name]):.0f})")
+        say(f"step, CIFAR recipe batch {batch} {precision}, {name}: {v:.0f} img/s (median {statistics.median(rates[name]):.0f})")
     timm_rate = best["timm LogitDistillationTask"]
-    print(f"step time: SpectralKD / our logit-KD {best['logit-KD (ours)'] / best['spectralkd']:.3f}x (goal ≤ 1.05); "
-          f"SpectralKD / timm logit-KD {timm_rate / best['spectralkd']:.3f}x; our logit-KD / timm logit-KD "
-          f"{timm_rate / best['logit-KD (ours)']:.3f}x")
+    ratios = {"spectralkd_over_our_logit_kd": best['logit-KD (ours)'] / best['spectralkd'],
+              "spectralkd_over_timm": timm_rate / best['spectralkd'],
+              "our_logit_kd_over_timm": timm_rate / best['logit-KD (ours)']}
+    say(f"step time: SpectralKD / our logit-KD {ratios['spectralkd_over_our_logit_kd']:.3f}x (goal ≤ {STEP_GOAL}); "
+        f"SpectralKD / timm logit-KD {ratios['spectralkd_over_timm']:.3f}x; our logit-KD / timm logit-KD "
+        f"{ratios['our_logit_kd_over_timm']:.3f}x")
+    return {"batch": batch, "precision": precision, "img_per_s": best,
+            "median_img_per_s": {k: statistics.median(v) for k, v in rates.items()}, "step_time_ratios": ratios,
+            "goal": STEP_GOAL}
 
 
 def make_student(feature_loss: str, w_fft: float, teacher, steps: int, precision: str) -> ClassifierTraining:
@@ -220,7 +247,7 @@ def make_student(feature_loss: str, w_fft: float, teacher, steps: int, precision
     return parts
 
 
-def bench_cohort(rounds: int, steps: int, batch: int, precision: str = "bf16") -> None:
+def bench_cohort(rounds: int, steps: int, batch: int, precision: str = "bf16", say=print) -> dict:
     """A cohort of the study's 4 students (one data stream, one teacher pass per batch) against the same 4 students
     trained one after the other, each with its own teacher pass: img/s per student, side by side in one run."""
     teacher = create_model(TEACHER[0], model_kwargs=TEACHER[1]).eval().requires_grad_(False)
@@ -256,9 +283,35 @@ def bench_cohort(rounds: int, steps: int, batch: int, precision: str = "bf16") -
         solo_t.append(solo_round())
     images = steps * batch * len(COHORT)
     c, s = min(cohort_t), min(solo_t)
-    print(f"cohort of {len(COHORT)} students ({', '.join(COHORT)}), CIFAR recipe batch {batch}, {precision}: "
-          f"{images / len(COHORT) / c:.0f} img/s per student vs {images / len(COHORT) / s:.0f} trained one by one "
-          f"→ {s / c:.2f}x (goal ≥ 1.6; medians {statistics.median(solo_t) / statistics.median(cohort_t):.2f}x)")
+    median = statistics.median(solo_t) / statistics.median(cohort_t)
+    say(f"cohort of {len(COHORT)} students ({', '.join(COHORT)}), CIFAR recipe batch {batch}, {precision}: "
+        f"{images / len(COHORT) / c:.0f} img/s per student vs {images / len(COHORT) / s:.0f} trained one by one "
+        f"→ {s / c:.2f}x (goal ≥ {COHORT_GOAL}; medians {median:.2f}x)")
+    return {"batch": batch, "precision": precision, "students": list(COHORT),
+            "img_per_s_per_student_cohort": images / len(COHORT) / c,
+            "img_per_s_per_student_one_by_one": images / len(COHORT) / s, "speedup": s / c, "median_speedup": median,
+            "goal": COHORT_GOAL}
+
+
+def derive(data: dict) -> None:
+    """The summary keys docs and readers use, recomputed from the sections after every run."""
+    secs = data["sections"]
+    data["commands"] = {**data.get("commands", {}), **{k: v["header"]["command"] for k, v in secs.items()}}
+    data["output"] = {**data.get("output", {}), **{k: v["output"] for k, v in secs.items()}}
+    latest = max(secs.values(), key=lambda v: v["header"]["date"])
+    data["date"], data["machine"] = latest["header"]["date"][:10], latest["header"]["machine"]
+    if "step" in secs:
+        r = secs["step"]["results"]["step_ratio_spectralkd_over_logit_kd"]
+        data["step_ratio_spectralkd_over_logit_kd"] = {"bf16": round(r["bf16"], 3), "fp32": round(r["fp32"], 3),
+                                                       "goal": STEP_GOAL, "met": r["bf16"] <= STEP_GOAL}
+    if "timm" in secs:
+        r = secs["timm"]["results"]["step_time_ratios"]
+        data["step_ratio_vs_timm_logit_distillation_task"] = {"spectralkd": round(r["spectralkd_over_timm"], 3),
+                                                              "our_logit_kd": round(r["our_logit_kd_over_timm"], 3)}
+    if "cohort" in secs:
+        r = secs["cohort"]["results"]
+        data["cohort_speedup_4_students"] = {"value": round(r["speedup"], 2), "goal": COHORT_GOAL,
+                                             "met": r["speedup"] >= COHORT_GOAL}
 
 
 def main() -> None:
@@ -270,22 +323,29 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run of this script)")
     parser.add_argument("--only", choices=("loss", "step", "timm", "cohort"), help="run one part only")
     parser.add_argument("--alignment", action="store_true", help="only the spatial-alignment timing (item 3)")
+    parser.add_argument("--out", type=Path, default=_results.RESULTS / "bench_distill.json",
+                        help="result file; each part run replaces its own section and keeps the others")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rounds = 2 if args.quick else args.rounds
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    if args.alignment:
-        bench_alignment(rounds, 1 if args.quick else 3)
-        return
     steps = 2 if args.quick else args.steps
-    if args.only in (None, "loss"):
-        bench_loss(rounds, 1 if args.quick else 3)
-    if args.only in (None, "step"):
-        bench_step(rounds, steps, args.batch)
-    if args.only in (None, "timm"):
-        bench_timm(rounds, steps, args.batch)
-    if args.only in (None, "cohort"):
-        bench_cohort(max(1, rounds // 2), steps, args.batch)
+    settings = {"threads": args.threads, "rounds": rounds, "steps": steps, "batch": args.batch, "quick": args.quick}
+    if args.alignment:
+        parts = {"alignment": lambda say: bench_alignment(rounds, 1 if args.quick else 3, say)}
+    else:
+        parts = {"loss": lambda say: bench_loss(rounds, 1 if args.quick else 3, say),
+                 "step": lambda say: bench_step(rounds, steps, args.batch, say),
+                 "timm": lambda say: bench_timm(rounds, steps, args.batch, say=say),
+                 "cohort": lambda say: bench_cohort(max(1, rounds // 2), steps, args.batch, say=say)}
+        if args.only:
+            parts = {args.only: parts[args.only]}
+    sections = {}
+    for name, run in parts.items():
+        head, say = _results.header(torch.get_num_threads()), _results.Recorder()
+        say(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+        results = run(say)
+        sections[name] = _results.section(head, dict(settings, part=name), results, say.lines)
+    _results.merge(args.out, "bench_distill", sections, derive)
 
 
 if __name__ == "__main__":

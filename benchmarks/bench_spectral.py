@@ -7,6 +7,10 @@ other's; the parent prints times per measure and for the full set, ratios, the p
 
     .venv/bin/python benchmarks/bench_spectral.py                 # full size, 1 thread each
     .venv/bin/python benchmarks/bench_spectral.py --layers 4      # quicker
+    .venv/bin/python benchmarks/bench_spectral.py --quick         # smoke run: 2 layers × 4 images, 1 repeat
+
+Writes benchmarks/results/bench_spectral.json (``--json``): machine, versions, command, date, the printed lines and
+every figure (times, ratios, memory, differences).
 """
 from __future__ import annotations
 
@@ -22,6 +26,11 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import _results  # noqa: E402  (machine/versions header and the JSON file shared by the benchmarks)
+
+LABELS = {"spectrum": "channel spectrum + intensity", "entropy": "channel entropy", "svd_rank": "SVD energy ranks",
+          "spatial": "spatial spectra", "all": "full measure set (+RMS, range)"}
 
 
 def make_features(layers: int, images: int, channels: int, size: int, seed: int = 0):
@@ -153,10 +162,15 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=3, help="runs of ours (median reported); numpy runs once")
     p.add_argument("--worker", choices=["ours", "numpy", "ours-mem", "numpy-mem"], help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
+    p.add_argument("--quick", action="store_true", help="smoke run: 2 layers × 4 images, 1 repeat")
+    p.add_argument("--json", type=Path, default=_results.RESULTS / "bench_spectral.json", help="result file")
     args = p.parse_args()
     if args.worker:
         worker(args.worker, args, args.out)
         return 0
+    if args.quick:
+        args.layers, args.images, args.repeat = 2, 4, 1
+    head, say = _results.header(args.threads), _results.Recorder()
 
     env = dict(os.environ)
     for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -166,8 +180,8 @@ def main() -> int:
     # every buffer to the OS costs page faults.)
     mem_env = dict(env, MALLOC_MMAP_THRESHOLD_="131072")
     shape = f"{args.layers} layers × {args.images} images × {args.channels} ch × {args.size}×{args.size}"
-    print(f"features: {shape} float32 ({args.layers * args.images * args.channels * args.size ** 2 * 4 / 2**20:.0f} MiB), "
-          f"bins={args.bins}, threads={args.threads}", flush=True)
+    say(f"features: {shape} float32 ({args.layers * args.images * args.channels * args.size ** 2 * 4 / 2**20:.0f} MiB), "
+          f"bins={args.bins}, threads={args.threads}")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for impl in ("ours", "numpy", "ours-mem", "numpy-mem"):
@@ -177,28 +191,43 @@ def main() -> int:
             subprocess.run(cmd, env=mem_env if impl.endswith("-mem") else env, check=True)
             results[impl] = json.loads(Path(out).read_text())
     ours, ref = results["ours"], results["numpy"]
-    print(f"{'':34}{'wall time [s]':^33}{'CPU time of the process [s]':^33}")
-    print(f"{'':34}" + f"{'spectralkd':>12}{'numpy':>12}{'ratio':>9}" * 2)
-    labels = {"spectrum": "channel spectrum + intensity", "entropy": "channel entropy", "svd_rank": "SVD energy ranks",
-              "spatial": "spatial spectra", "all": "full measure set (+RMS, range)"}
-    for key, label in labels.items():
+    say(f"{'':34}{'wall time [s]':^33}{'CPU time of the process [s]':^33}")
+    say(f"{'':34}" + f"{'spectralkd':>12}{'numpy':>12}{'ratio':>9}" * 2)
+    measures = {}
+    for key, label in LABELS.items():
         line = f"{label:34}"
-        for i in (0, 1):
+        row = {}
+        for i, kind in enumerate(("wall", "cpu")):
             a, b = ours["times"][key][i], ref["times"][key][i]
             line += f"{a:12.3f}{b:12.3f}{b / a:8.1f}×"
-        print(line)
+            row[kind] = {"spectralkd_s": a, "numpy_s": b, "ratio": b / a}
+        measures[key] = row
+        say(line)
     mib = 2 ** 20
-    print(f"{'peak memory above inputs [MiB]':34}{results['ours-mem']['peak_bytes'] / mib:12.1f}"
-          f"{results['numpy-mem']['peak_bytes'] / mib:12.1f}")
+    memory = {"spectralkd_mib": results['ours-mem']['peak_bytes'] / mib,
+              "numpy_mib": results['numpy-mem']['peak_bytes'] / mib}
+    say(f"{'peak memory above inputs [MiB]':34}{memory['spectralkd_mib']:12.1f}{memory['numpy_mib']:12.1f}")
     if hasattr(os, "getloadavg"):
-        print(f"load average during the run: {os.getloadavg()[0]:.1f} (on {os.cpu_count()} CPUs)")
+        say(f"load average during the run: {os.getloadavg()[0]:.1f} (on {os.cpu_count()} CPUs)")
     worst = {}
     for a, b in zip(ours["values"], ref["values"]):
         for key in a:
             worst[key] = max(worst.get(key, 0.0), max_rel_diff(a[key], b[key]))
-    print("max relative difference: " + ", ".join(f"{k} {v:.1e}" for k, v in worst.items()))
+    say("max relative difference: " + ", ".join(f"{k} {v:.1e}" for k, v in worst.items()))
     ok = all(v <= 1e-5 for v in worst.values())
-    print("values equal within 1e-5 relative" if ok else "VALUES DIFFER beyond 1e-5 relative")
+    say("values equal within 1e-5 relative" if ok else "VALUES DIFFER beyond 1e-5 relative")
+    # The measure set without the SVD ranks: the sum of the other parts (what the docs quote beside the full set).
+    no_svd = {kind: {side: sum(measures[k][kind][side] for k in ("spectrum", "entropy", "spatial"))
+                     for side in ("spectralkd_s", "numpy_s")} for kind in ("wall", "cpu")}
+    for row in no_svd.values():
+        row["ratio"] = row["numpy_s"] / row["spectralkd_s"]
+    settings = {k: getattr(args, k) for k in ("layers", "images", "channels", "size", "bins", "threads", "repeat",
+                                              "quick")}
+    settings["feature_mib"] = args.layers * args.images * args.channels * args.size ** 2 * 4 / 2 ** 20
+    res = {"measures": measures, "without_svd_ranks": no_svd, "peak_memory_above_inputs": memory,
+           "max_relative_difference": worst, "values_equal_within_1e-5": ok,
+           "targets": {"entropy_ratio": 20.0, "full_set_ratio": 10.0}}
+    _results.merge(args.json, "bench_spectral", {"main": _results.section(head, settings, res, say.lines)})
     return 0 if ok else 1
 
 

@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -35,6 +36,8 @@ from spectralkd.sr import inference as sr_inference
 from spectralkd.sr.mdbn import MDBN, count_params
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import _results  # noqa: E402  (machine/versions header shared by the benchmarks)
 TUNED = sr_inference.InferenceUpscaler  # our tuned inference path (inference mode, channels-last)
 
 # Published figures verified in the papers' text (anything not verified is None and shows as "not found").
@@ -120,6 +123,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     import spandrel
 
+    head, say = _results.header(args.threads), _results.Recorder()
     torch.manual_seed(0)
     x = torch.rand(1, 3, args.size, args.size)
     rows = []
@@ -139,19 +143,21 @@ def main() -> int:
             row["published_params"] = pub.get("params", {}).get(scale)
             row["published_psnr"] = pub.get("psnr", {}).get(scale)
             rows.append(row)
-            print(json.dumps(row), flush=True)
-    result = {"settings": {"lr_size": args.size, "threads": args.threads, "repeat": args.repeat, "dtype": "float32",
+            say(json.dumps(row))
+    result = {"header": head, "settings": {"lr_size": args.size, "threads": args.threads, "repeat": args.repeat, "dtype": "float32",
                            "torch": torch.__version__, "spandrel": spandrel.__version__,
                            "machine": platform.machine(), "loadavg_at_end": os.getloadavg()},
               "sources": {k: v["source"] for k, v in PUBLISHED.items()}, "rows": rows}
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"\nLR {args.size}², {args.threads} thread(s), fp32, best of {args.repeat}\n")
-    print("| model | scale | params | GFLOPs | CPU s / image | published params |")
-    print("|---|---|---:|---:|---:|---:|")
+    say(f"\nLR {args.size}², {args.threads} thread(s), fp32, best of {args.repeat}\n")
+    say("| model | scale | params | GFLOPs | CPU s / image | published params |")
+    say("|---|---|---:|---:|---:|---:|")
     for r in rows:
         t = f"{r['seconds']:.3f}" + (f" (tuned {r['seconds_tuned']:.3f})" if "seconds_tuned" in r else "")
         pub = f"{r['published_params']:,}" if r["published_params"] else "not found"
-        print(f"| {r['model']} | x{r['scale']} | {r['params']:,} | {r['gflops']:.2f} | {t} | {pub} |")
+        say(f"| {r['model']} | x{r['scale']} | {r['params']:,} | {r['gflops']:.2f} | {t} | {pub} |")
+    _results.finish(head)
+    result["output"] = say.lines
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
     return 0
 
 
