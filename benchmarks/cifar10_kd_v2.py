@@ -80,8 +80,9 @@ def train_seed(seed: int) -> None:
     for name in started_members(seed):
         src, dst = cohort / name, STUDY / f"seed{seed}" / name
         dst.mkdir(parents=True, exist_ok=True)
-        for f in ("config.yaml", "log.jsonl"):
-            shutil.copy2(src / f, dst / f)
+        for f in ("config.yaml", "log.jsonl", "dynamics.jsonl"):
+            if (src / f).is_file():
+                shutil.copy2(src / f, dst / f)
     shutil.copy2(RUNS / f"seed{seed}.log", STUDY / f"seed{seed}" / "train.log")
 
 
@@ -105,8 +106,9 @@ def train_missing_solo(seed: int, name: str) -> None:
         subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
     dst = STUDY / f"seed{seed}" / name
     dst.mkdir(parents=True, exist_ok=True)
-    for f in ("config.yaml", "log.jsonl"):
-        shutil.copy2(run / f, dst / f)
+    for f in ("config.yaml", "log.jsonl", "dynamics.jsonl"):
+        if (run / f).is_file():
+            shutil.copy2(run / f, dst / f)
     shutil.copy2(RUNS / f"seed{seed}-{name}.log", dst / "train.log")
 
 
