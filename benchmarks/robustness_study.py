@@ -1,7 +1,8 @@
 """Robustness of the CIFAR-10 study's students and teacher: `spectralkd robustness` over every run with weights.
 
-For each ``<runs>/<variant>-s<seed>/best.safetensors`` (variants none, logit_kd, spectralkd, feature_mse by default;
-runs written by benchmarks/cifar10_kd.py) and the committed teacher, run
+For each student's ``best.safetensors`` under ``--runs`` (variants none, logit_kd, spectralkd, feature_mse by default;
+the study v2 cohorts of benchmarks/cifar10_kd_v2.py, ``seed<S>/<variant>/``, or the first study's
+``<variant>-s<seed>/``) and the committed teacher, run
 
     spectralkd robustness --checkpoint ... --data <CIFAR-10> --num-images N --attacks fgsm,pgd \
         --eps 1/255,2/255,4/255 --pgd-steps 10 --corruptions common --severities 1-5 --seed 0
@@ -38,12 +39,22 @@ PAIRS = (("spectralkd", "logit_kd"), ("logit_kd", "none"), ("spectralkd", "none"
 
 
 def discover(runs: Path, variants) -> list[tuple[str, int, Path]]:
-    """(variant, seed, weights) for every ``<variant>-s<seed>/best.safetensors`` under ``runs``."""
+    """(variant, seed, weights) for every student with ``best.safetensors`` under ``runs``, in either layout: the
+    study v2 cohorts ``seed<S>/<variant>/`` (and students trained alone beside them, ``seed<S>-<variant>/``), or the
+    first study's ``<variant>-s<seed>/``."""
     found = []
-    for d in sorted(runs.glob("*-s*")):
-        m = re.fullmatch(r"(.+)-s(\d+)", d.name)
-        if m and m.group(1) in variants and (d / "best.safetensors").is_file():
-            found.append((m.group(1), int(m.group(2)), d / "best.safetensors"))
+    for weights in sorted(runs.glob("*/best.safetensors")) + sorted(runs.glob("seed*/*/best.safetensors")):
+        rel = weights.parent.relative_to(runs).parts
+        m = (re.fullmatch(r"seed(\d+)/(.+)", "/".join(rel)) or re.fullmatch(r"seed(\d+)-(.+)", rel[0])
+             if rel[0].startswith("seed") else None)
+        if m:
+            seed, variant = int(m.group(1)), m.group(2)
+        elif (m := re.fullmatch(r"(.+)-s(\d+)", rel[0])) and len(rel) == 1:
+            variant, seed = m.group(1), int(m.group(2))
+        else:
+            continue
+        if variant in variants:
+            found.append((variant, seed, weights))
     return sorted(found, key=lambda t: (variants.index(t[0]), t[1]))
 
 
@@ -103,8 +114,9 @@ def paired(rows: list[dict]) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "cifar10-kd",
-                    help="study run folders <variant>-s<seed>/ (default: runs/cifar10-kd)")
+    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "cifar10_kd_v2",
+                    help="study runs: seed<S>/<variant>/ and seed<S>-<variant>/ (study v2, the default "
+                         "runs/cifar10_kd_v2) or <variant>-s<seed>/ (the first study)")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
     ap.add_argument("--data", help="CIFAR-10 folder or tarball (default: the shared one)")
     ap.add_argument("--num-images", type=int, default=1000)
@@ -123,7 +135,7 @@ def main() -> int:
         rows.append(row("teacher", None, measure(TEACHER, RESULTS / "robustness" / "teacher", args)))
     runs = discover(args.runs, list(args.variants))
     if not runs:
-        print(f"no <variant>-s<seed>/best.safetensors under {args.runs} for {', '.join(args.variants)}", flush=True)
+        print(f"no student best.safetensors under {args.runs} for {', '.join(args.variants)}", flush=True)
     for variant, seed, weights in runs:
         rows.append(row(variant, seed, measure(weights, RESULTS / "robustness" / f"{variant}-s{seed}", args)))
     settings = {"num_images": args.num_images, "eps": EPS, "pgd_steps": args.pgd_steps, "pgd_alpha": "2.5*eps/steps",

@@ -216,6 +216,16 @@ def test_study_script_discovers_runs_and_pairs_by_seed(tmp_path):
     found = study.discover(tmp_path, list(study.VARIANTS))
     assert [(v, s) for v, s, _ in found] == [("none", 0), ("logit_kd", 0), ("logit_kd", 1), ("spectralkd", 0),
                                              ("spectralkd", 1)]
+    v2 = tmp_path / "v2"  # the study v2 layout: cohorts seed<S>/<variant>/, students alone seed<S>-<variant>/
+    for key in ("seed0/spectralkd", "seed0/logit_kd", "seed0/band_low", "seed0-none", "seed1/none", "seed1/feature_mse",
+                "seed1/magnitude"):
+        (v2 / key).mkdir(parents=True)
+        (v2 / key / "best.safetensors").write_bytes(b"x")
+    (v2 / "seed1" / "spectralkd").mkdir()  # no weights yet: skipped
+    found = study.discover(v2, list(study.VARIANTS))
+    assert [(v, s, w.parent.name) for v, s, w in found] == [
+        ("none", 0, "seed0-none"), ("none", 1, "none"), ("logit_kd", 0, "logit_kd"), ("spectralkd", 0, "spectralkd"),
+        ("feature_mse", 1, "feature_mse")]
     mk = lambda v, s, c, p: {"variant": v, "seed": s, "clean": c, "fgsm": {"1/255": c - 10}, "pgd": {"1/255": p},  # noqa: E731
                              "corruption_mean": c - 20}
     rows = [mk("teacher", None, 70, 1), mk("spectralkd", 0, 60, 5), mk("spectralkd", 1, 62, 6),
