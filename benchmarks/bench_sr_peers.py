@@ -55,7 +55,10 @@ PUBLISHED = {
             "secondary": "Wang et al., Omni-SR, CVPR 2023, lightweight-SR table as committed in its official "
                          "repository (Francis0625/Omni-SR, result.tex), SwinIR~\\cite{swinir} rows; the 878K is also "
                          "what a user quotes from the SwinIR paper's table 3 in JingyunLiang/SwinIR issue #45 (who "
-                         "counts 910.2K)",
+                         "counts 910.2K), and a third-party markdown transcription of the paper in an unidentified "
+                         "public repository shows the same Table 3 rows ('| **SwinIR** | x2 | 878K | 195.6G | "
+                         "**38.14/0.9611** | **33.86/0.9206** |', '| **SwinIR** | x4 | 897K | 49.6G | "
+                         "**32.44/0.8976** | **28.77/0.7858** |')",
             "url": OMNI_TEX,
             "params": {2: 878_000, 4: 897_000},
             "psnr": {2: {"Set5": 38.14, "Set14": 33.86}, 4: {"Set5": 32.44, "Set14": 28.77}},
