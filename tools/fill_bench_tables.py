@@ -402,16 +402,30 @@ def sr_peers(results: Path) -> str:
                    "~20 % are not reliable." if load_end and load_end[0] > 1.5 else ""))
     n = st["lr_size"]
     lines = [head, "",
-             f"| model | scale | params | GFLOPs / {n}² LR | CPU s / image | published params | published PSNR |",
+             f"| model | scale | params (here) | GFLOPs / {n}² LR | CPU s / image | published params | "
+             "published PSNR Set5 / Set14 (Y) |",
              "|---|---|---:|---:|---:|---:|---|"]
+    notes = {"SwinIR-light": "[1]", "SAFMN": "[2]", "SPAN": "[3]", "OmniSR": "[4]"}
+    k = lambda v: f"{v / 1000:.0f}K"  # noqa: E731
+    psnr = lambda d: f"{d['Set5']:.2f} / {d['Set14']:.2f}"  # noqa: E731
     for r in data["rows"]:
-        pp = f"{r['published_params'] / 1000:.0f}K [1]" if r["published_params"] else "not found"
-        psnr = r["published_psnr"]
-        pub = ("not found (" + ", ".join(f"{k} x{r['scale']}: {v} dB [1]" for k, v in psnr.items()) + ")" if psnr
-               else "not found")
+        note = notes.get(r["model"], "")
+        if r["model"] == "MDBN":
+            pp = ps = "—"
+        else:
+            pp = (f"{k(r['published_params'])} {note}" if r.get("published_params") else
+                  f"{k(r['secondary_params'])}, secondary {note}" if r.get("secondary_params") else
+                  f"not verified {note}")
+            ps = (psnr(r["published_psnr"]) + f" {note}" + (f" (DF2K-trained: {psnr(r['published_psnr_df2k'])})"
+                                                              if r.get("published_psnr_df2k") else "")
+                  if r.get("published_psnr") else
+                  f"{psnr(r['secondary_psnr'])}, secondary {note}" if r.get("secondary_psnr") else
+                  f"not verified {note}")
+        params = f"{r['params']:,}" + (f" ({r['params_excl_rel_pos_bias']:,} without rel.-pos. bias tables)"
+                                       if "params_excl_rel_pos_bias" in r else "")
         name = "MDBN (eager)" if r["model"] == "MDBN" else r["model"]
-        lines.append(f"| {name} | x{r['scale']} | {r['params']:,} | {r['gflops']:.2f} | {r['seconds']:.2f} | {pp} | "
-                     f"{pub} |")
+        lines.append(f"| {name} | x{r['scale']} | {params} | {r['gflops']:.2f} | {r['seconds']:.2f} | {pp} | "
+                     f"{ps} |")
         if "seconds_tuned" in r:
             lines.append(f"| MDBN (tuned: channels-last) | x{r['scale']} | {r['params']:,} | {r['gflops']:.2f} | "
                          f"{r['seconds_tuned']:.2f} | | |")
