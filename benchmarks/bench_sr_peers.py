@@ -314,8 +314,7 @@ def main() -> int:
     say(table(result))
     _results.finish(head)
     result["output"] = say.lines
-    args.out.write_text(json.dumps(result, indent=1) + "
-")
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
     return 0
 
 
