@@ -132,12 +132,13 @@ def run_row(seed: int, name: str, folder: Path) -> dict:
 def paired(rows: list[dict], a: str, b: str) -> dict | None:
     """Mean of the per-seed differences a − b (test top-1) with a 95 % t-interval."""
     by = {(r["variant"], r["seed"]): r["test_top1"] for r in rows}
-    diffs = [by[(a, s)] - by[(b, s)] for s in sorted({r["seed"] for r in rows}) if (a, s) in by and (b, s) in by]
+    seeds = [s for s in sorted({r["seed"] for r in rows}) if (a, s) in by and (b, s) in by]
+    diffs = [by[(a, s)] - by[(b, s)] for s in seeds]
     if len(diffs) < 2:
         return None
     mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
     half = T975[len(diffs) - 1] * sd / len(diffs) ** 0.5
-    return {"a": a, "b": b, "n": len(diffs), "mean": round(mean, 3), "sd": round(sd, 3),
+    return {"a": a, "b": b, "n": len(diffs), "seeds": seeds, "mean": round(mean, 3), "sd": round(sd, 3),
             "ci95": [round(mean - half, 3), round(mean + half, 3)], "diffs": [round(d, 3) for d in diffs],
             "a_wins": sum(d > 0 for d in diffs)}
 
@@ -176,6 +177,35 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def plot_paired(result: dict, path: Path) -> None:
+    """Per-seed paired differences (dots, one colour per seed) with the mean and its 95 % t-interval (bar)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = result["paired"]
+    if not pairs:
+        return
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(pairs) + 1.2))
+    colours = plt.get_cmap("tab10")
+    for i, p in enumerate(pairs):
+        y = len(pairs) - 1 - i
+        ax.plot(p["ci95"], [y, y], color="black", lw=2, solid_capstyle="butt")
+        ax.plot([p["mean"]], [y], "|", color="black", ms=14, mew=2)
+        for s, d in zip(p["seeds"], p["diffs"]):
+            ax.plot([d], [y + 0.18], "o", ms=5, color=colours(s % 10), label=f"seed {s}" if i == 0 else None)
+    ax.axvline(0, color="grey", lw=0.8, ls="--")
+    ax.set_yticks(range(len(pairs)), [f"{p['a']} − {p['b']} (n={p['n']})" for p in reversed(pairs)], fontsize=8)
+    ax.set_xlabel("test top-1 difference (percentage points); bar: mean and 95 % t-interval")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("CIFAR-10 study v2: paired differences by seed", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=sorted(SEEDS))
@@ -197,6 +227,7 @@ def main() -> None:
     merged = {**json.loads(path.read_text()), "protocol": protocol, "runs_v2": result["runs"],
               "summary_v2": result["summary"], "paired": result["paired"]}
     path.write_text(json.dumps(merged, indent=1) + "\n")
+    plot_paired(result, STUDY / "paired.png")
     print(table(result))
 
 

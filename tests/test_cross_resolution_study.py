@@ -97,3 +97,14 @@ def test_result_rows_and_paired_differences(tmp_path, monkeypatch):
     summary = study.summarise_variants(rows)
     assert [(r["variant"], r["test_top1_mean"]) for r in summary] == [("none", 40.5), ("fourier", 45.0)]
     assert "| fourier − none | 2 | +4.50 |" in study.table({"summary": summary, "paired": [p]})
+
+
+def test_paired_plot_is_written(tmp_path):
+    rows = [{"variant": v, "seed": s, "test_top1": t} for v, s, t in
+            (("a", 0, 50.0), ("b", 0, 49.0), ("a", 1, 52.0), ("b", 1, 50.5), ("a", 2, 51.0))]
+    p = study.paired(rows, "a", "b")
+    assert p["seeds"] == [0, 1] and p["diffs"] == [1.0, 1.5]  # seed 2 has no b: left out of the pair
+    import cifar10_kd_v2
+
+    cifar10_kd_v2.plot_paired({"paired": [p], "runs": rows}, tmp_path / "paired.png")
+    assert (tmp_path / "paired.png").stat().st_size > 5000
