@@ -94,7 +94,8 @@ def pool_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     divisible by ``channels`` consecutive groups are averaged (384→192 averages channels 2k and 2k+1), otherwise
     windows follow adaptive pooling's floor/ceil bounds. Computed as a group mean, a sum of channel gathers when all
     windows have one size (96→64), or else one small matrix product; on CPU each is several times faster than the
-    generic 3-D pooling kernel (benchmarks/bench_distill.py), and the gathers ~4× faster than the matrix product.
+    generic 3-D pooling kernel (benchmarks/bench_distill.py), and on the CIFAR-10 recipe's 128×96×8×8 teacher maps
+    the gathers take 0.26 ms against 1.35 ms for the matrix product (1 thread).
     """
     c = x.shape[1]
     if c == channels:
