@@ -7,7 +7,8 @@ import torch
 import torch.nn as nn
 
 from spectralkd.distill.losses import (
-    SpectralKDLoss, band_weights, feature_alignment_loss, logit_kd_loss, pool_channels, spectral_alignment_loss,
+    SpectralKDLoss, band_weights, feature_alignment_loss, half_spectrum_energy, logit_kd_loss, pool_channels,
+    spectral_alignment_loss,
 )
 from spectralkd.errors import UserError
 
@@ -34,7 +35,7 @@ def test_channel_pooling_averages_pairs_of_channels():
     assert torch.allclose(pooled, (x[:, 0::2] + x[:, 1::2]) / 2, atol=1e-6)
 
 
-@pytest.mark.parametrize("c_in, c_out", [(96, 64), (7, 3), (5, 4), (384, 192)])
+@pytest.mark.parametrize("c_in, c_out", [(96, 64), (7, 3), (5, 4), (384, 192), (5, 3)])
 def test_channel_pooling_matches_torch_adaptive_pooling(c_in, c_out):
     x = torch.randn(2, c_in, 3, 5)
     want = torch.nn.functional.adaptive_avg_pool3d(x, (c_out, None, None))  # the published code's call
@@ -68,6 +69,34 @@ def test_parseval_relation_to_feature_mse():
     assert spec == pytest.approx(half_sum / (b * c * h * (w // 2 + 1) * 2), rel=1e-5)
     # "about half": 14/(2·2·8) = 0.4375 from the element count, plus the edge-column share.
     assert 0.4 < spec / mse < 0.6
+
+
+@pytest.mark.parametrize("h, w", [(8, 8), (5, 7), (6, 1), (1, 2), (3, 2), (7, 10)])
+def test_half_spectrum_energy_matches_numpy_rfft2(h, w):
+    """The transform-free sum equals numpy's rfft2 half spectrum, odd/even H and W, W = 1 and 2 included."""
+    g = torch.Generator().manual_seed(h * 100 + w)
+    s, t = (torch.randn(2, 3, h, w, generator=g, dtype=torch.float64) for _ in range(2))
+    want = float((np.abs(np.fft.rfft2((s - t).numpy(), norm="ortho")) ** 2).sum())
+    assert half_spectrum_energy(s, t).item() == pytest.approx(want, rel=1e-9)
+    s32, t32 = s.float(), t.float()
+    assert half_spectrum_energy(s32, t32).item() == pytest.approx(want, rel=1e-5)
+    # and the pair loss is its mean over the stacked (real, imaginary) values of the half spectrum
+    stacked = 2 * 3 * h * (w // 2 + 1) * 2
+    assert spectral_alignment_loss([s32], [t32]).item() == pytest.approx(want / stacked, rel=1e-5)
+
+
+@pytest.mark.parametrize("shape, teacher_channels", [((3, 4, 6, 6), 8), ((2, 3, 5, 7), 3), ((2, 4, 4, 8), 6)])
+def test_spectral_loss_gradient_matches_autograd_through_rfft2(shape, teacher_channels):
+    """Same gradient as differentiating the published computation (pool, rfft2 ortho, stack, MSE) through torch.fft."""
+    g = torch.Generator().manual_seed(3)
+    s = torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(shape[0], teacher_channels, *shape[2:], generator=g, dtype=torch.float64)
+    spectral_alignment_loss([s], [t]).backward()
+    ref = s.detach().clone().requires_grad_()
+    pooled = torch.nn.functional.adaptive_avg_pool3d(t, (shape[1], None, None))
+    fs, ft = torch.fft.rfft2(ref, norm="ortho"), torch.fft.rfft2(pooled, norm="ortho")
+    torch.nn.functional.mse_loss(torch.view_as_real(fs), torch.view_as_real(ft)).backward()
+    assert torch.allclose(s.grad, ref.grad, rtol=1e-5, atol=1e-9)  # the loss runs in float32
 
 
 def test_teacher_maps_get_no_gradient_and_student_does():

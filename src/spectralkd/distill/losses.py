@@ -2,7 +2,10 @@
 
 The published SpectralKD loss (Tian et al.) pairs student and teacher block maps (B×C×H×W), average-pools the
 wider one over channels to the narrower width, takes ``rfft2`` over (H, W) with ``norm="ortho"`` in float32,
-stacks real and imaginary parts and takes the mean squared error. The total objective is
+stacks real and imaginary parts and takes the mean squared error. rfft2 is linear and orthonormal, so that MSE is
+computed exactly without a transform, from the maps' squared difference and the power of the spectrum's
+self-conjugate columns (Parseval; :func:`half_spectrum_energy`) — same value, same gradients, a fraction of the
+time of a forward and inverse FFT. The total objective is
 
     total = (1 − α)·CE(label smoothing) + α·KD(logits) + β·w_fft·spectral
 
@@ -37,6 +40,7 @@ the channels are pooled first. Teacher maps are detached: gradients reach the st
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Sequence
 
@@ -59,14 +63,28 @@ def check_spatial(spatial: str) -> str:
     return spatial
 
 
+def _pool_windows(c_in: int, c_out: int) -> list[tuple[int, int]]:
+    """Adaptive average pooling's windows: i → [floor(i·c_in/c_out), ceil((i+1)·c_in/c_out))."""
+    return [((i * c_in) // c_out, -((-(i + 1) * c_in) // c_out)) for i in range(c_out)]
+
+
 @lru_cache(maxsize=32)
 def _pool_matrix(c_in: int, c_out: int) -> torch.Tensor:
-    """c_out×c_in weights of adaptive average pooling: window i = [floor(i·c_in/c_out), ceil((i+1)·c_in/c_out))."""
+    """c_out×c_in weights of adaptive average pooling (windows of :func:`_pool_windows`)."""
     weight = torch.zeros(c_out, c_in, dtype=torch.float64)
-    for i in range(c_out):
-        lo, hi = (i * c_in) // c_out, -((-(i + 1) * c_in) // c_out)
+    for i, (lo, hi) in enumerate(_pool_windows(c_in, c_out)):
         weight[i, lo:hi] = 1.0 / (hi - lo)
     return weight.float()
+
+
+@lru_cache(maxsize=32)
+def _pool_starts(c_in: int, c_out: int) -> tuple[torch.Tensor, int] | None:
+    """(window starts, window size) when every adaptive-pooling window has the same size (96→64: size 2), else None."""
+    windows = _pool_windows(c_in, c_out)
+    sizes = {hi - lo for lo, hi in windows}
+    if len(sizes) != 1:
+        return None
+    return torch.tensor([lo for lo, _ in windows], dtype=torch.long), sizes.pop()
 
 
 def pool_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
@@ -74,14 +92,24 @@ def pool_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
 
     The same windows as ``F.adaptive_avg_pool3d(x, (channels, None, None))`` in the published code: for C
     divisible by ``channels`` consecutive groups are averaged (384→192 averages channels 2k and 2k+1), otherwise
-    windows follow adaptive pooling's floor/ceil bounds. Computed as a group mean or one small matrix product,
-    which on CPU is several times faster than the generic 3-D pooling kernel (benchmarks/bench_distill.py).
+    windows follow adaptive pooling's floor/ceil bounds. Computed as a group mean, a sum of channel gathers when all
+    windows have one size (96→64), or else one small matrix product; on CPU each is several times faster than the
+    generic 3-D pooling kernel (benchmarks/bench_distill.py), and on the CIFAR-10 recipe's 128×96×8×8 teacher maps
+    the gathers take 0.26 ms against 1.35 ms for the matrix product (1 thread).
     """
     c = x.shape[1]
     if c == channels:
         return x
     if c % channels == 0:
         return x.unflatten(1, (channels, c // channels)).mean(dim=2)
+    uniform = _pool_starts(c, channels)
+    if uniform is not None:  # equal windows (96→64: channels ⌊1.5i⌋, ⌊1.5i⌋+1): k gathers, no dense matrix product
+        starts, size = uniform
+        starts = starts.to(x.device)
+        total = x.index_select(1, starts)
+        for j in range(1, size):
+            total = total + x.index_select(1, starts + j)
+        return total / size
     weight = _pool_matrix(c, channels).to(device=x.device, dtype=x.dtype)
     return torch.einsum("oc,bchw->bohw", weight, x)
 
@@ -113,6 +141,42 @@ def align_channels(student: torch.Tensor, teacher: torch.Tensor, where: str = "p
 
 def _spectrum(x: torch.Tensor) -> torch.Tensor:
     return torch.fft.rfft2(x.float(), dim=(-2, -1), norm="ortho")
+
+
+@lru_cache(maxsize=32)
+def _edge_columns(w: int) -> torch.Tensor:
+    """W×k: the rfft2 ortho self-conjugate columns' 1-D transform rows along W — ``1/√W`` (column 0) and, for even
+    W, ``(−1)^w/√W`` (column W/2)."""
+    cols = [torch.ones(w, dtype=torch.float64)]
+    if w % 2 == 0:
+        cols.append(torch.tensor([(-1.0) ** i for i in range(w)], dtype=torch.float64))
+    return torch.stack(cols, dim=1) / math.sqrt(w)
+
+
+def half_spectrum_energy(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``Σ |rfft2(s − t, norm="ortho")|²`` over the half spectrum (H×(W//2+1) per map), exactly, without a transform.
+
+    Parseval: the full ortho spectrum holds ``Σ d²`` (``d = s − t``). The half spectrum keeps one of each conjugate
+    pair of columns plus the self-conjugate ones — column 0 and, for even W, column W/2 — so it holds
+    ``(Σ d² + E)/2`` with ``E`` their power. Column 0 is the ortho transform over H of ``Σ_w d / √W`` and column W/2
+    that of ``Σ_w (−1)^w d / √W``, so (Parseval over H) ``E`` is the sum of the squares of those two W-sums. Only
+    elementwise passes and one thin matrix product per map, forward and backward, instead of a forward and an
+    inverse FFT.
+    """
+    w = s.shape[-1]
+    cols = _edge_columns(w).to(device=s.device, dtype=s.dtype)
+    total = F.mse_loss(s, t, reduction="sum")
+    edge = F.mse_loss(torch.mm(cols.t(), s.reshape(-1, w).t()), torch.mm(cols.t(), t.reshape(-1, w).t()),
+                      reduction="sum")
+    return (total + edge) / 2
+
+
+def _spectral_mse(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The published pair loss on equal-shape maps: MSE of the stacked (real, imag) rfft2 ortho spectra of s and t
+    (both already float32 and channel-aligned), through :func:`half_spectrum_energy`."""
+    h, w = s.shape[-2:]
+    count = s.numel() // (h * w) * h * (w // 2 + 1) * 2  # B·C·H·(W//2+1)·2 stacked values
+    return half_spectrum_energy(s, t) / count
 
 
 @lru_cache(maxsize=32)
@@ -176,13 +240,12 @@ def _pair_loss(s: torch.Tensor, t: torch.Tensor, kind: str, emphasis: str, stren
         return F.mse_loss(s.float(), t.float())
     if kind == "magnitude":
         return F.mse_loss(_spectrum(s).abs(), _spectrum(t).abs())
-    # rfft2 is linear, so rfft2(s) − rfft2(t) = rfft2(s − t): one transform per pair instead of two.
-    diff = torch.view_as_real(_spectrum(s.float() - t.float()))  # ...×H×(W//2+1)×2: real and imaginary stacked
-    sq = diff.square()
-    if kind == "band":
-        weight = band_weights(s.shape[-2], s.shape[-1], emphasis, strength).to(sq.device)
-        return (sq * weight[..., None]).mean()
-    return sq.mean()
+    if kind == "spectral":
+        return _spectral_mse(s.float(), t.float())
+    # band: rfft2 is linear, so rfft2(s) − rfft2(t) = rfft2(s − t): one transform per pair instead of two.
+    sq = torch.view_as_real(_spectrum(s.float() - t.float())).square()  # ...×H×(W//2+1)×2: real, imaginary stacked
+    weight = band_weights(s.shape[-2], s.shape[-1], emphasis, strength).to(sq.device)
+    return (sq * weight[..., None]).mean()
 
 
 def feature_alignment_loss(student_maps: Sequence[torch.Tensor], teacher_maps: Sequence[torch.Tensor],
@@ -204,7 +267,7 @@ def feature_alignment_loss(student_maps: Sequence[torch.Tensor], teacher_maps: S
         total, same_shape = None, {}
         for i, (s, t) in enumerate(zip(student_maps, teacher_maps)):
             s, t = align_channels(s.float(), t.detach().float(), where=f"layer pair {i}", spatial=spatial)
-            if kind in ("spectral", "band") and s.shape == t.shape:
+            if kind == "band" and s.shape == t.shape:
                 same_shape.setdefault(tuple(s.shape), []).append(s - t)  # one stacked FFT per shape, below
                 continue
             loss = _pair_loss(s, t, kind, emphasis, strength, spatial)
@@ -212,8 +275,7 @@ def feature_alignment_loss(student_maps: Sequence[torch.Tensor], teacher_maps: S
         for shape, diffs in same_shape.items():
             # rfft2 is linear, so rfft2(s) − rfft2(t) = rfft2(s − t); pairs of one shape share a single transform.
             sq = torch.view_as_real(_spectrum(torch.stack(diffs))).square()  # P×B×C×H×(W//2+1)×2
-            if kind == "band":
-                sq = sq * band_weights(shape[-2], shape[-1], emphasis, strength).to(sq.device)[..., None]
+            sq = sq * band_weights(shape[-2], shape[-1], emphasis, strength).to(sq.device)[..., None]
             loss = sq.flatten(1).mean(dim=1).sum()  # the sum over pairs of each pair's mean
             total = loss if total is None else total + loss
         return total / len(student_maps)
@@ -317,6 +379,6 @@ class SpectralKDLoss(nn.Module):
 
 __all__ = [
     "MODES", "FEATURE_LOSSES", "SPATIAL_ALIGN", "check_spatial", "common_size", "resample_to", "pool_channels",
-    "align_channels", "band_weights", "feature_alignment_loss", "spectral_alignment_loss", "logit_kd_loss",
-    "uses_feature_term", "SpectralKDLoss",
+    "align_channels", "band_weights", "half_spectrum_energy", "feature_alignment_loss", "spectral_alignment_loss",
+    "logit_kd_loss", "uses_feature_term", "SpectralKDLoss",
 ]
