@@ -45,11 +45,15 @@ def loadavg() -> list[float] | None:
 
 
 def is_loaded(load_start: list[float] | None, load_end: list[float] | None, threads: int) -> bool | None:
-    """True when other work was using the cores (see LOADED_SHARE); None when the load average is unknown."""
+    """True when other work was using the cores (see LOADED_SHARE); None when the load average is unknown.
+
+    The 1-minute load average at the end describes the run's last minute (minus the benchmark's own threads); the
+    one at the start still carries the tail of whatever ran before (a job paused for the benchmark decays over about
+    a minute), so it decides only when the end reading is missing."""
     cores = os.cpu_count() or 1
     if load_start is None and load_end is None:
         return None
-    others = max(load_start[0] if load_start else 0.0, (load_end[0] - threads) if load_end else 0.0)
+    others = (load_end[0] - threads) if load_end else load_start[0]
     return others > LOADED_SHARE * cores
 
 
