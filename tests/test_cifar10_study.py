@@ -132,5 +132,9 @@ def test_v2_cohorts_load_into_valid_recipes():
             cfg = merge_config(base, {k: v for k, v in member.items() if k != "name"}, defaults())
             assert cfg["distill"]["student_ids"] == [0, 1, 4, 5] and cfg["distill"]["teacher_ids"] == [0, 1, 10, 11]
     names = [m["name"] for m in read_cohort(_v2().COHORTS["full"])]
-    assert names == ["logit_kd", "spectralkd", "feature_mse", "feature_mse_matched", "magnitude", "band_low",
+    assert names == ["none", "logit_kd", "spectralkd", "feature_mse", "feature_mse_matched", "magnitude", "band_low",
                      "band_high"]
+    assert [m["name"] for m in read_cohort(_v2().COHORTS["core"])] == ["none", "logit_kd", "spectralkd", "feature_mse"]
+    none = merge_config(base, {k: v for k, v in read_cohort(_v2().COHORTS["core"])[0].items() if k != "name"},
+                        defaults())
+    assert none["distill"]["mode"] == "none" and base["monitor"] == {"every": 1, "probe_images": 64}
