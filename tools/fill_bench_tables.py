@@ -49,8 +49,9 @@ def x(v: float, digits: int = 2) -> str:
     return f"{v:.{digits}f}×"
 
 
-def provenance(sec: dict, command: bool = True) -> str:
-    """One line naming the run: date, command, threads, load average; a warning when loaded or quick."""
+def provenance(sec: dict, command: bool = True, memory: bool = False) -> str:
+    """One line naming the run: date, command, threads, load average; a warning when loaded or quick (``memory``:
+    the figures are peak memory, which other jobs do not change; only the times are affected)."""
     head = sec["header"]
     m = head.get("machine", {})
     load = m.get("loadavg_start")
@@ -70,13 +71,17 @@ def provenance(sec: dict, command: bool = True) -> str:
         parts.append(f"torch {versions['torch']}")
     line = "Source: " + "; ".join(parts) + "."
     warn = []
-    if m.get("loaded"):
+    if m.get("loaded") and memory:
+        warn.append("taken on a **loaded machine**: the peak memory does not depend on it, the seconds are inflated")
+    elif m.get("loaded"):
         warn.append("taken on a **loaded machine** (other jobs shared the cores): provisional, the times are "
                     "inflated and the ratios noisy")
     if sec.get("settings", {}).get("quick"):
         warn.append("**quick (smoke) mode** — smaller sizes/fewer repeats than the documented setup")
-    if warn:
+    if warn and not (memory and not sec.get("settings", {}).get("quick")):
         line += " ⚠ " + "; ".join(warn) + ". Re-run the command (without `--quick`) on an idle machine."
+    elif warn:
+        line += " ⚠ " + "; ".join(warn) + "."
     return line
 
 
@@ -84,8 +89,8 @@ def missing(what: str, command: str) -> str:
     return f"_Not measured in the result files yet ({what}); run `{command}` and then `python tools/fill_bench_tables.py`._"
 
 
-def loaded_note(sec: dict) -> str:
-    m = sec["header"].get("machine", {})
+def loaded_note(sec: dict, memory: bool = False) -> str:
+    m = {} if memory else sec["header"].get("machine", {})
     quick = sec.get("settings", {}).get("quick")
     flags = [f for f, on in (("loaded machine", m.get("loaded")), ("quick mode", quick)) if on]
     return f" (provisional: {', '.join(flags)})" if flags else ""
@@ -336,7 +341,7 @@ def sr_memory(results: Path) -> str:
         same = r["modes"]["tiled"]["checksum"] == r["modes"]["untiled"]["checksum"]
         notes.append(f"{n}²: untiled / tiled peak **{x(r['untiled_over_tiled_peak'], 1)}**, output checksums "
                      f"{r['modes']['tiled']['checksum']:.6g} vs {r['modes']['untiled']['checksum']:.6g}"
-                     f" ({'identical' if same else 'different'}) — {provenance(sec)}")
+                     f" ({'identical' if same else 'different'}) — {provenance(sec, memory=True)}")
     return "\n".join(lines + [""] + notes)
 
 
@@ -460,7 +465,7 @@ def sr_readme(results: Path) -> str:
         same = r["modes"]["tiled"]["checksum"] == r["modes"]["untiled"]["checksum"]
         parts.append(f"tiled inference of a {n}×{n} LR image peaks at {r['modes']['tiled']['peak_mib'] / 1024:.2f} GiB "
                      f"against {r['modes']['untiled']['peak_mib'] / 1024:.2f} GiB untiled, with "
-                     f"{'an identical' if same else 'a different'} output{loaded_note(mems[0])}")
+                     f"{'an identical' if same else 'a different'} output{loaded_note(mems[0], memory=True)}")
     if not parts:
         return "SR speed: " + missing("bench_sr.json", SR_CMD)
     return "; ".join(parts) + ". Tables and commands: [docs/benchmarks.md](docs/benchmarks.md#super-resolution)."
