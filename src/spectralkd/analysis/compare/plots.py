@@ -115,7 +115,8 @@ def dynamics_plot(teacher: dict, teacher_label: str, students: Sequence[tuple[st
                 ax.plot(relative_depth(len(values)), values, color=cmap(norm(r["epoch"])), lw=1.1, marker=".", ms=3)
             t = curve(teacher, name)
             ax.plot(relative_depth(len(t)), t, color="black", lw=2.2, marker="o", ms=3,
-                    label=f"{literal(teacher_label)} (teacher)")
+                    label=literal(teacher_label) if "teacher" in teacher_label.lower()
+                    else f"{literal(teacher_label)} (teacher)")
             ax.set_title(f"{literal(label)}: {TITLES[name]}", fontsize=9)
             ax.set_xlabel("relative depth", fontsize=8)
         panels[0].legend(fontsize=7)
