@@ -97,8 +97,11 @@ def test_check_fails_when_a_result_changes_and_fill_repairs_it(tmp_path, capsys)
 
 
 def test_missing_result_file_says_so_with_the_command(tmp_path):
-    text = fill_tables.spectral_table(tmp_path)
+    name = next(k for k, f in fill_tables.BLOCKS.items() if f is fill_tables.spectral_table)
+    text = fill_tables.renderer(tmp_path)(name)
     assert "Not measured" in text and "benchmarks/bench_spectral.py" in text
+    text = fill_tables.renderer(tmp_path)("distill-step")
+    assert "section `step` of bench_distill.json" in text and "--only step" in text
 
 
 def test_merge_accumulates_sections_and_keeps_other_keys(tmp_path):

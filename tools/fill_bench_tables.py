@@ -45,6 +45,19 @@ def section(data: dict | None, name: str) -> dict | None:
     return (data or {}).get("sections", {}).get(name)
 
 
+class Missing(Exception):
+    """A block's result is not in the files: the block says so (the message) instead of a table."""
+
+
+def need(results: Path, bench: str, name: str, command: str, whole_file: bool = False, prefix: str = "") -> dict:
+    """Section ``name`` of ``<bench>.json``, or :class:`Missing` naming what is absent and the command that makes it."""
+    sec = section(load(results, bench), name)
+    if sec is None:
+        what = f"{bench}.json" if whole_file else f"section `{name}` of {bench}.json"
+        raise Missing(prefix + missing(what, command))
+    return sec
+
+
 def x(v: float, digits: int = 2) -> str:
     return f"{v:.{digits}f}×"
 
@@ -103,9 +116,7 @@ SPECTRAL_LABELS = {"spectrum": "channel spectrum + intensity", "entropy": "chann
 
 
 def spectral_table(results: Path) -> str:
-    sec = section(load(results, "bench_spectral"), "main")
-    if sec is None:
-        return missing("bench_spectral.json", "python benchmarks/bench_spectral.py")
+    sec = need(results, "bench_spectral", "main", "python benchmarks/bench_spectral.py", whole_file=True)
     r, s = sec["results"], sec["settings"]
     lines = [provenance(sec), "",
              f"Features: {s['layers']} layers × {s['images']} images × {s['channels']} channels × "
@@ -143,9 +154,8 @@ def verdict(met: bool) -> str:
 
 
 def spectral_readme(results: Path) -> str:
-    sec = section(load(results, "bench_spectral"), "main")
-    if sec is None:
-        return "**Spectral measures**: " + missing("bench_spectral.json", "python benchmarks/bench_spectral.py")
+    sec = need(results, "bench_spectral", "main", "python benchmarks/bench_spectral.py", whole_file=True,
+               prefix="**Spectral measures**: ")
     r, s = sec["results"], sec["settings"]
     m = r["measures"]
     mem = r["peak_memory_above_inputs"]
@@ -167,9 +177,7 @@ DISTILL_CMD = "python benchmarks/bench_distill.py"
 
 
 def distill_loss(results: Path) -> str:
-    sec = section(load(results, "bench_distill"), "loss")
-    if sec is None:
-        return missing("section `loss` of bench_distill.json", f"{DISTILL_CMD} --only loss")
+    sec = need(results, "bench_distill", "loss", f"{DISTILL_CMD} --only loss")
     r = sec["results"]
     return "\n".join([provenance(sec), "", "| implementation | best ms | median ms |", "|---|---|---|",
                       f"| `spectral_alignment_loss` | {r['spectralkd_ms']:.1f} | {r['spectralkd_median_ms']:.1f} |",
@@ -181,9 +189,7 @@ def distill_loss(results: Path) -> str:
 
 
 def distill_step(results: Path) -> str:
-    sec = section(load(results, "bench_distill"), "step")
-    if sec is None:
-        return missing("section `step` of bench_distill.json", f"{DISTILL_CMD} --only step")
+    sec = need(results, "bench_distill", "step", f"{DISTILL_CMD} --only step")
     r = sec["results"]
     img, ratio = r["img_per_s"], r["step_ratio_spectralkd_over_logit_kd"]
     goal = r["goal"]
@@ -240,9 +246,7 @@ def distill_compile(results: Path) -> str:
 
 
 def distill_alignment(results: Path) -> str:
-    sec = section(load(results, "bench_distill"), "alignment")
-    if sec is None:
-        return missing("section `alignment` of bench_distill.json", f"{DISTILL_CMD} --alignment")
+    sec = need(results, "bench_distill", "alignment", f"{DISTILL_CMD} --alignment")
     lines = [provenance(sec), "", "| teacher maps | `distill.spatial_align` | best ms | median ms | × strict |",
              "|---|---|---|---|---|"]
     for c in sec["results"]["cases"].values():
@@ -284,9 +288,7 @@ SR_CMD = "python benchmarks/bench_sr.py"
 
 
 def sr_sizes(results: Path) -> str:
-    sec = section(load(results, "bench_sr"), "sizes")
-    if sec is None:
-        return missing("section `sizes` of bench_sr.json", f"{SR_CMD} --skip-mem")
+    sec = need(results, "bench_sr", "sizes", f"{SR_CMD} --skip-mem")
     r = sec["results"]
     n = r["lr_size"]
     lines = [provenance(sec), "",
@@ -303,9 +305,7 @@ SR_PATHS = {"eager": "eager fp32 (`no_grad`, NCHW)", "tuned_fp32": "tuned fp32 (
 
 
 def sr_tuned(results: Path) -> str:
-    sec = section(load(results, "bench_sr"), "tuned")
-    if sec is None:
-        return missing("section `tuned` of bench_sr.json", f"{SR_CMD} --skip-mem")
+    sec = need(results, "bench_sr", "tuned", f"{SR_CMD} --skip-mem")
     r = sec["results"]
     lines = [provenance(sec), "", f"MDBN x{r['scale']}, one {r['lr_size']}×{r['lr_size']} LR image.", "",
              "| path | seconds | speed-up | max abs diff vs eager |", "|---|---|---|---|"]
@@ -346,9 +346,7 @@ def sr_memory(results: Path) -> str:
 
 
 def sr_precision(results: Path) -> str:
-    sec = section(load(results, "bench_sr_precision"), "main")
-    if sec is None:
-        return missing("bench_sr_precision.json", "python benchmarks/bench_sr_precision.py")
+    sec = need(results, "bench_sr_precision", "main", "python benchmarks/bench_sr_precision.py", whole_file=True)
     r = sec["results"]
     lines = [provenance(sec), "",
              "| set | images | bf16 vs fp32 PSNR, uint8 RGB: min / mean dB | float: min dB | max abs diff (float) | "
@@ -373,9 +371,7 @@ ONNX_PATHS = {"eager": "eager fp32 (`no_grad`, NCHW)",
 
 
 def sr_onnx(results: Path) -> str:
-    sec = section(load(results, "bench_sr_onnx"), "main")
-    if sec is None:
-        return missing("bench_sr_onnx.json", "python benchmarks/bench_sr_onnx.py --repeat 10")
+    sec = need(results, "bench_sr_onnx", "main", "python benchmarks/bench_sr_onnx.py --repeat 10", whole_file=True)
     s = sec["settings"]
     lines = [provenance(sec), "", f"onnxruntime {s['onnxruntime']}, `{s['weights']}`, best of {s['repeat']}.", "",
              "| LR size | path | seconds | speed vs eager | speed vs InferenceUpscaler | max abs diff vs eager |",
@@ -516,7 +512,10 @@ def renderer(results: Path) -> Callable[[str], str]:
     def render(name: str) -> str:
         if name not in BLOCKS:
             raise FillError(f"unknown block {name!r}; known: {', '.join(BLOCKS)}")
-        return wrap(BLOCKS[name](results))
+        try:
+            return wrap(BLOCKS[name](results))
+        except Missing as exc:
+            return wrap(str(exc))
     return render
 
 
