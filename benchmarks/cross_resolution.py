@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "src"))
-from cifar10_kd_v2 import paired, summarise_variants, table  # noqa: E402
+from cifar10_kd_v2 import paired, run_row, summarise_variants, table  # noqa: E402
 from spectralkd.config import read_yaml  # noqa: E402
 from spectralkd.runtime.runlog import read_jsonl  # noqa: E402
 
@@ -90,16 +90,6 @@ class Study:
 
 def members() -> list[str]:
     return [m["name"] for m in read_yaml(ROOT / COHORT)["cohort"]]
-
-
-def run_row(seed: int, name: str, folder: Path) -> dict:
-    log = read_jsonl(folder / "log.jsonl")
-    best = max(log, key=lambda r: r["val_top1"])
-    last = log[-1]
-    return {"variant": name, "seed": seed, "test_top1": last["test_top1"], "test_top5": last["test_top5"],
-            "last_val_top1": last["val_top1"], "best_val_top1": best["val_top1"], "best_val_epoch": best["epoch"],
-            "epochs": last["epoch"], "train_minutes": round(sum(r["train_time_s"] for r in log) / 60, 1),
-            "config": str((folder / "config.yaml").relative_to(ROOT)), "log": str((folder / "log.jsonl").relative_to(ROOT))}
 
 
 def main() -> int:

@@ -1,6 +1,5 @@
 """`spectralkd analyze` end to end on a tiny ViT, and its bad-input exits (one line, exit 2)."""
 import csv
-import importlib.util
 import json
 
 import numpy as np
@@ -9,9 +8,9 @@ import timm
 import torch
 from PIL import Image
 
+from conftest import load_benchmark
 from spectralkd.analysis.measures import make_loader
 from spectralkd.features import block_maps
-from spectralkd.paths import REPO_ROOT
 
 KWARGS = {"img_size": 32, "patch_size": 4, "depth": 3, "embed_dim": 48, "num_heads": 3}
 MODEL = "vit_tiny_patch16_224"
@@ -59,9 +58,7 @@ def test_analyze_end_to_end(cli, synthetic_root, checkpoint, tmp_path):
     assert "recommended pairs" in stdout
 
     # Independent check: the same 12 images through the same model in one batch, numpy reference measures.
-    spec = importlib.util.spec_from_file_location("ref", REPO_ROOT / "benchmarks" / "spectral_reference.py")
-    ref = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ref)
+    ref = load_benchmark("spectral_reference")
     model = timm.create_model(MODEL, pretrained=False, **KWARGS)
     model.load_state_dict(torch.load(checkpoint, weights_only=True))
     model.eval()

@@ -1,22 +1,15 @@
 """The CIFAR-10 study driver: every variant's overrides load into a valid recipe; the seed summary is right."""
-import importlib.util
 import json
 
 import pytest
 
+from conftest import load_benchmark
 from spectralkd.config import load_config
 from spectralkd.config.classifier import defaults
 from spectralkd.paths import REPO_ROOT
 
 
-def _driver():
-    spec = importlib.util.spec_from_file_location("cifar10_kd", REPO_ROOT / "benchmarks" / "cifar10_kd.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-study = _driver()
+study = load_benchmark("cifar10_kd")
 REC, PAPER = ([0, 2, 4, 5], [0, 8, 10, 11]), ([0, 3, 4, 5], [0, 9, 10, 11])
 
 
@@ -103,10 +96,7 @@ def test_commands_keep_every_session_and_put_this_one_last(monkeypatch):
 
 
 def _v2():
-    spec = importlib.util.spec_from_file_location("cifar10_kd_v2", REPO_ROOT / "benchmarks" / "cifar10_kd_v2.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("cifar10_kd_v2")
 
 
 def test_v2_paired_difference_and_t_interval_by_hand():

@@ -1,23 +1,16 @@
 """The cross-resolution study driver: one cohort per seed on one base; the members share the budget and differ only
 in the distillation keys they name; each solo config equals the base with its member's overrides; result rows."""
-import importlib.util
 import json
 
 import pytest
 
+from conftest import load_benchmark
 from spectralkd.config import load_config, merge_config, read_yaml
 from spectralkd.config.classifier import defaults
 from spectralkd.paths import REPO_ROOT
 
 
-def _driver():
-    spec = importlib.util.spec_from_file_location("cross_resolution", REPO_ROOT / "benchmarks" / "cross_resolution.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-study = _driver()
+study = load_benchmark("cross_resolution")
 SOLO = {"none": "xres_student_baseline.yaml", "logit_kd": "xres_student_kd.yaml",
         "fourier": "xres_student_fourier.yaml", "interpolate": "xres_student_interpolate.yaml"}
 
@@ -87,7 +80,9 @@ def test_result_rows_and_paired_differences(tmp_path, monkeypatch):
     unfinished.mkdir()
     (unfinished / "log.jsonl").write_text(json.dumps({"epoch": 1, "val_top1": 30.0}) + "\n")
     assert s.finished(0, "logit_kd") is None  # no test evaluation yet
-    monkeypatch.setattr(study, "ROOT", tmp_path)
+    import cifar10_kd_v2  # the study v2 driver's rows, shared by this driver
+
+    monkeypatch.setattr(cifar10_kd_v2, "ROOT", tmp_path)
     rows = [study.run_row(seed, name, s.finished(seed, name)) for seed in (0, 1) for name in ("none", "fourier")]
     assert rows[1]["test_top1"] == 44.0 and rows[1]["best_val_epoch"] == 2 and rows[1]["train_minutes"] == 2.0
     p = study.paired(rows, "fourier", "none")

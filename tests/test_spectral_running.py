@@ -1,21 +1,17 @@
 """Streaming accumulation equals one-shot computation, and every measure equals the numpy reference."""
-import importlib.util
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import load_benchmark
 from spectralkd.errors import UserError
-from spectralkd.paths import REPO_ROOT
 from spectralkd.spectral import RunningMeasures, channel_entropy, channel_spectrum, measure_all
 
 
 @pytest.fixture(scope="module")
 def reference():
-    spec = importlib.util.spec_from_file_location("spectral_reference", REPO_ROOT / "benchmarks" / "spectral_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("spectral_reference")
 
 
 def make_maps(seed=0, b=6, dtype=torch.float64):
