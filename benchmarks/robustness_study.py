@@ -14,7 +14,7 @@ the same settings is reused. Then write benchmarks/results/robustness.json:
      "corruption_mean"}], "paired": {"spectralkd - logit_kd": {metric: {"n", "mean", "ci95", "diffs"}}}}
 
 (paired over the seeds both variants have; 95 % t-interval). Every model sees the same images, PGD starts and
-corruption noise (same seed). Run from the repository root, in the background:
+corruption noise (same seed); the corrupted batches are computed once and shared through ``--corruption-cache``. Run from the repository root, in the background:
 
     nohup .venv/bin/python benchmarks/robustness_study.py > runs/robustness-study.log 2>&1 &
 """
@@ -65,6 +65,8 @@ def measure(weights: Path, out: Path, args) -> dict:
            "--device", args.device, "--out", str(out)]
     if args.data:
         cmd += ["--data", str(args.data)]
+    if args.corruption_cache:
+        cmd += ["--corruption-cache", str(args.corruption_cache)]
     done = out / "robustness.json"
     if done.is_file():
         r = json.loads(done.read_text())
@@ -125,6 +127,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--corruption-cache", default=str(ROOT / "runs" / "robustness-corruption-cache"),
+                    help="where corrupted batches are memoised, so the models share one corruption pass "
+                         "(default: runs/robustness-corruption-cache; '' for none)")
     ap.add_argument("--no-teacher", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS / "robustness.json")
     args = ap.parse_args()

@@ -13,7 +13,8 @@ pytest.importorskip("torchattacks")
 pytest.importorskip("imagecorruptions")
 
 from spectralkd.analysis.robustness import (  # noqa: E402
-    ALL_CORRUPTIONS, COMMON_CORRUPTIONS, Normalized, attack_images, corrupt_images, measure, paired_summary,
+    ALL_CORRUPTIONS, COMMON_CORRUPTIONS, Normalized, attack_images, cached_corrupt_images, corrupt_images, measure,
+    paired_summary,
     parse_attacks, parse_corruptions, parse_eps, parse_severities,
 )
 from spectralkd.errors import UserError  # noqa: E402
@@ -123,6 +124,37 @@ def test_every_corruption_runs_on_32px_and_is_seeded(trained):
     state = np.random.get_state()[1].copy()
     a, b = corrupt_images(x[:4], "shot_noise", 2, seed=5), corrupt_images(x[:4], "shot_noise", 2, seed=5)
     assert torch.equal(a, b) and np.array_equal(state, np.random.get_state()[1])
+
+
+def test_corruption_cache_returns_the_uncached_result_and_corrupts_each_input_once(trained, tmp_path, monkeypatch):
+    import spectralkd.analysis.robustness as rob
+
+    _, x, y = trained
+    x8 = (x[:6] * 255).round() / 255
+    want = corrupt_images(x8, "gaussian_noise", 3, seed=7)
+    calls = []
+    real = rob.corrupt_images
+    monkeypatch.setattr(rob, "corrupt_images", lambda *a, **k: calls.append(a[1:]) or real(*a, **k))
+    first = cached_corrupt_images(x8, "gaussian_noise", 3, seed=7, cache_dir=tmp_path)
+    again = cached_corrupt_images(x8, "gaussian_noise", 3, seed=7, cache_dir=tmp_path)
+    assert torch.equal(first, want) and torch.equal(again, want) and len(calls) == 1
+    # any change of input pixels, severity or seed is a different entry, never a stale hit
+    other = x8.clone()
+    other[0, 0, 0, 0] = 1.0 - other[0, 0, 0, 0]
+    cached_corrupt_images(other, "gaussian_noise", 3, seed=7, cache_dir=tmp_path)
+    cached_corrupt_images(x8, "gaussian_noise", 4, seed=7, cache_dir=tmp_path)
+    cached_corrupt_images(x8, "gaussian_noise", 3, seed=8, cache_dir=tmp_path)
+    assert len(calls) == 4 and len(list(tmp_path.glob("*.safetensors"))) == 4
+    # a damaged entry is recomputed, not trusted
+    for f in tmp_path.glob("*.safetensors"):
+        f.write_bytes(b"damaged")
+    assert torch.equal(cached_corrupt_images(x8, "gaussian_noise", 3, seed=7, cache_dir=tmp_path), want)
+    assert len(calls) == 5
+    # measure() with a cache gives the numbers it gives without one
+    model = trained[0]
+    batches = [(x8[:3], y[:3]), (x8[3:], y[3:6])]
+    kw = dict(attacks=[], eps=[], corruptions=["contrast", "gaussian_noise"], severities=[1, 5], seed=2)
+    assert measure(model, batches, **kw, corruption_cache=tmp_path / "m") == measure(model, batches, **kw)
 
 
 def test_parsers():
