@@ -38,8 +38,22 @@ EPS = "1/255,2/255,4/255"
 PAIRS = (("spectralkd", "logit_kd"), ("logit_kd", "none"), ("spectralkd", "none"), ("feature_mse", "logit_kd"))
 
 
+def trained_out(run: Path) -> bool:
+    """Whether the run in ``run`` has finished its schedule: its log's last record is the config's last epoch (a
+    student still training already has ``best.safetensors`` from an earlier epoch; it is not measured yet)."""
+    from spectralkd.config import read_yaml
+    from spectralkd.runtime.runlog import read_jsonl
+
+    try:
+        epochs = int(read_yaml(run / "config.yaml")["epochs"])
+    except Exception:
+        return False
+    log = read_jsonl(run / "log.jsonl")
+    return bool(log) and log[-1].get("epoch") == epochs
+
+
 def discover(runs: Path, variants) -> list[tuple[str, int, Path]]:
-    """(variant, seed, weights) for every student with ``best.safetensors`` under ``runs``, in either layout: the
+    """(variant, seed, weights) for every finished student with ``best.safetensors`` under ``runs``, in either layout: the
     study v2 cohorts ``seed<S>/<variant>/`` (and students trained alone beside them, ``seed<S>-<variant>/``), or the
     first study's ``<variant>-s<seed>/``."""
     found = []
@@ -53,7 +67,7 @@ def discover(runs: Path, variants) -> list[tuple[str, int, Path]]:
             variant, seed = m.group(1), int(m.group(2))
         else:
             continue
-        if variant in variants:
+        if variant in variants and trained_out(weights.parent):
             found.append((variant, seed, weights))
     return sorted(found, key=lambda t: (variants.index(t[0]), t[1]))
 

@@ -241,9 +241,14 @@ def test_study_script_discovers_runs_and_pairs_by_seed(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import robustness_study as study
 
+    def student(folder, epochs_done=3):
+        folder.mkdir(parents=True)
+        (folder / "best.safetensors").write_bytes(b"x")
+        (folder / "config.yaml").write_text("epochs: 3\n")
+        (folder / "log.jsonl").write_text("".join(json.dumps({"epoch": e}) + "\n" for e in range(1, epochs_done + 1)))
+
     for key in ("spectralkd-s0", "spectralkd-s1", "logit_kd-s0", "logit_kd-s1", "none-s0", "spectral_only-s0"):
-        (tmp_path / key).mkdir()
-        (tmp_path / key / "best.safetensors").write_bytes(b"x")
+        student(tmp_path / key)
     (tmp_path / "feature_mse-s0").mkdir()  # no weights: skipped
     found = study.discover(tmp_path, list(study.VARIANTS))
     assert [(v, s) for v, s, _ in found] == [("none", 0), ("logit_kd", 0), ("logit_kd", 1), ("spectralkd", 0),
@@ -251,9 +256,9 @@ def test_study_script_discovers_runs_and_pairs_by_seed(tmp_path):
     v2 = tmp_path / "v2"  # the study v2 layout: cohorts seed<S>/<variant>/, students alone seed<S>-<variant>/
     for key in ("seed0/spectralkd", "seed0/logit_kd", "seed0/band_low", "seed0-none", "seed1/none", "seed1/feature_mse",
                 "seed1/magnitude"):
-        (v2 / key).mkdir(parents=True)
-        (v2 / key / "best.safetensors").write_bytes(b"x")
+        student(v2 / key)
     (v2 / "seed1" / "spectralkd").mkdir()  # no weights yet: skipped
+    student(v2 / "seed2" / "logit_kd", epochs_done=1)  # still training (weights of epoch 1): skipped
     found = study.discover(v2, list(study.VARIANTS))
     assert [(v, s, w.parent.name) for v, s, w in found] == [
         ("none", 0, "seed0-none"), ("none", 1, "none"), ("logit_kd", 0, "logit_kd"), ("spectralkd", 0, "spectralkd"),
