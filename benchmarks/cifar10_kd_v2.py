@@ -21,6 +21,8 @@ so a later session trains only what is missing.
     python benchmarks/cifar10_kd_v2.py                 # train what is missing (all seeds), then report
     python benchmarks/cifar10_kd_v2.py --seeds 0 1     # only these seeds
     python benchmarks/cifar10_kd_v2.py --report-only   # rebuild the JSON and tables from the committed logs
+    python benchmarks/cifar10_kd_v2.py --seeds 3 --threads 1 &  python benchmarks/cifar10_kd_v2.py --seeds 4 --threads 1
+                                                       # two seeds side by side, one core each
 """
 from __future__ import annotations
 
@@ -65,7 +67,8 @@ def finished(seed: int, name: str) -> Path | None:
     return folder if log and "test_top1" in log[-1] else None
 
 
-def train_seed(seed: int) -> None:
+def train_seed(seed: int, threads: int | None = None) -> None:
+    """Train (or resume) this seed's cohort; ``threads`` sets ``threads`` of a new cohort (None: torch's default)."""
     cohort = RUNS / f"seed{seed}"
     cmd = [sys.executable, "-m", "spectralkd", "distill"]
     if (cohort / "cohort.yaml").is_file():
@@ -73,6 +76,8 @@ def train_seed(seed: int) -> None:
     else:
         cmd += ["--config", str(BASE.relative_to(ROOT)), "--cohort", str(COHORTS[SEEDS[seed]].relative_to(ROOT)),
                 "--data", str(DATA), "--out", str(cohort.relative_to(ROOT)), "--set", f"seed={seed}"]
+        if threads is not None:
+            cmd += ["--set", f"threads={threads}"]
     print(f"== seed {seed}: {' '.join(cmd[1:])}", flush=True)
     RUNS.mkdir(parents=True, exist_ok=True)
     with open(RUNS / f"seed{seed}.log", "a") as log:
@@ -210,11 +215,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=sorted(SEEDS))
     ap.add_argument("--report-only", action="store_true", help="no training: rebuild from the committed logs")
+    ap.add_argument("--threads", type=int, help="CPU threads of a new cohort (default: torch's; 1 when two seeds "
+                    "train side by side, one driver per seed)")
     args = ap.parse_args()
     if not args.report_only:
         for seed in args.seeds:
             if not all(finished(seed, name) for name in started_members(seed)):
-                train_seed(seed)
+                train_seed(seed, args.threads)
             for name in members(seed):
                 if finished(seed, name) is None and name not in started_members(seed):
                     train_missing_solo(seed, name)
