@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -204,6 +205,9 @@ def test_cli_end_to_end_clean_matches_eval(cli, checkpoint, synthetic_root, tmp_
     assert set(r["corruptions"]) == {"gaussian_noise", "contrast"} and set(r["corruptions"]["contrast"]) == {"1", "5"}
     assert r["corruption_mean"] == pytest.approx(np.mean([v for d in r["corruptions"].values() for v in d.values()]))
     assert (tmp_path / "report.md").is_file() and (tmp_path / "robustness.png").stat().st_size > 1000
+    # shipped files name no absolute path (the checkpoint and data were given as absolute paths)
+    assert Path(str(checkpoint)).is_absolute() and not Path(r["checkpoint"]).is_absolute()
+    assert not Path(r["data"]).is_absolute() and str(tmp_path) not in (tmp_path / "report.md").read_text()
     code, out, err = cli("eval", "--checkpoint", checkpoint, "--data", synthetic_root, "--device", "cpu",
                          "--num-workers", "0", "--json")
     assert code == 0, err

@@ -376,10 +376,14 @@ def report_markdown(r: dict) -> str:
 
 
 def write_outputs(result: dict, out: str | Path) -> None:
+    """``robustness.json``, ``report.md`` and ``robustness.png`` in ``out``; paths in them are made portable
+    (relative to ``out`` or the working directory, never absolute)."""
+    from spectralkd.paths import portable
     from spectralkd.runtime.io import atomic_write_text
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    result = portable(result, out)
     atomic_write_text(out / "robustness.json", json.dumps(result, indent=1) + "\n")
     atomic_write_text(out / "report.md", report_markdown(result))
     plot(result, out / "robustness.png")
