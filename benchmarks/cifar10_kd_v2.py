@@ -72,7 +72,7 @@ def train_seed(seed: int, threads: int | None = None) -> None:
     cohort = RUNS / f"seed{seed}"
     cmd = [sys.executable, "-m", "spectralkd", "distill"]
     if (cohort / "cohort.yaml").is_file():
-        cmd += ["--resume", str(cohort)]
+        cmd += ["--resume", str(cohort.relative_to(ROOT))]
     else:
         cmd += ["--config", str(BASE.relative_to(ROOT)), "--cohort", str(COHORTS[SEEDS[seed]].relative_to(ROOT)),
                 "--data", str(DATA), "--out", str(cohort.relative_to(ROOT)), "--set", f"seed={seed}"]
