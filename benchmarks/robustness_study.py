@@ -128,6 +128,26 @@ def paired(rows: list[dict]) -> dict:
     return out
 
 
+def tables(result: dict) -> str:
+    """The docs tables: every run, then the paired differences (mean, 95 % interval, per-seed differences)."""
+    eps = EPS.split(",")
+    lines = ["| model | seed | clean | " + " | ".join(f"FGSM {e}" for e in eps) + " | "
+             + " | ".join(f"PGD {e}" for e in eps) + " | corruption mean |", "|---|---|" + "---:|" * 8]
+    for r in result["runs"]:
+        cells = [f"{r['clean']:.1f}", *(f"{r['fgsm'][e]:.1f}" for e in eps), *(f"{r['pgd'][e]:.1f}" for e in eps),
+                 f"{r['corruption_mean']:.2f}"]
+        lines.append(f"| {r['variant']} | {'—' if r['seed'] is None else r['seed']} | " + " | ".join(cells) + " |")
+    keys = ["clean", "fgsm@1/255", "fgsm@2/255", "pgd@1/255", "pgd@2/255", "corruption_mean"]
+    lines += ["", "| a − b | n | " + " | ".join(keys) + " |", "|---|---|" + "---:|" * len(keys)]
+    sign = lambda v: f"{v:+.2f}".replace("-", "−")  # noqa: E731
+    for name, res in result["paired"].items():
+        cells = [f"{sign(res[k]['mean'])} [{sign(res[k]['ci95'][0])}, {sign(res[k]['ci95'][1])}] "
+                 f"({sum(d < 0 for d in res[k]['diffs'])} of {len(res[k]['diffs'])} < 0)"
+                 if res[k]["ci95"][0] is not None else sign(res[k]["mean"]) for k in keys]
+        lines.append(f"| {name.replace(' - ', ' − ')} | {len(res['seeds'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "cifar10_kd_v2",
@@ -164,6 +184,7 @@ def main() -> int:
     result = {"settings": settings, "runs": rows, "paired": paired(rows)}
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out} ({len(rows)} runs)", flush=True)
+    print(tables(result), flush=True)
     for name, res in result["paired"].items():
         print(name, {k: (round(v["mean"], 2), [None if c is None else round(c, 2) for c in v["ci95"]])
                      for k, v in res.items() if k != "seeds"}, flush=True)

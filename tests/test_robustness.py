@@ -276,3 +276,22 @@ def test_study_script_discovers_runs_and_pairs_by_seed(tmp_path):
     assert d["seeds"] == [0, 1] and d["clean"]["diffs"] == [1, 2] and d["clean"]["mean"] == 1.5
     assert d["pgd@1/255"]["diffs"] == [2, 1] and d["clean"]["ci95"][0] < 1.5 < d["clean"]["ci95"][1]
     assert p["spectralkd - none"]["seeds"] == [0] and "feature_mse - logit_kd" not in p
+
+
+def test_study_tables_show_every_run_and_the_paired_intervals():
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import robustness_study as study
+
+    eps = ("1/255", "2/255", "4/255")
+    mk = lambda v, s, c: {"variant": v, "seed": s, "clean": c, "fgsm": {e: c / 2 for e in eps},  # noqa: E731
+                          "pgd": {e: c / 4 for e in eps}, "corruption_mean": c - 20}
+    rows = [mk("teacher", None, 70.0), mk("spectralkd", 0, 60.0), mk("spectralkd", 1, 62.0), mk("logit_kd", 0, 59.0),
+            mk("logit_kd", 1, 60.0)]
+    text = study.tables({"runs": rows, "paired": study.paired(rows)})
+    lines = text.splitlines()
+    assert "| teacher | — | 70.0 | 35.0 | 35.0 | 35.0 | 17.5 | 17.5 | 17.5 | 50.00 |" in lines
+    paired_row = next(line for line in lines if line.startswith("| spectralkd − logit_kd | 2 |"))
+    # clean differences 1 and 2: mean +1.50, t(1) interval 1.5 ± 12.706 · 0.7071 / √2 = 1.5 ± 6.35
+    assert "+1.50 [−4.85, +7.85] (0 of 2 < 0)" in paired_row
