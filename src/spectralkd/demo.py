@@ -31,12 +31,25 @@ TINY_TEACHER = {"name": "cait_xxs24_224",
                            "depth_token_only": 1}}
 
 
-def _base_config(steps: int, seed: int) -> dict:
+BATCH = 128
+
+
+def _schedule(steps: int, train_images: int) -> tuple[int, int]:
+    """(epochs, steps per epoch) giving at least ``steps`` optimiser steps when an epoch holds ``train_images //
+    BATCH`` full batches: one capped epoch when the data is large enough (the shared CIFAR-10), else as many
+    epochs as it takes (the generated set has 7 batches per epoch)."""
+    per_epoch = max(1, train_images // BATCH)
+    epochs = -(-steps // per_epoch)
+    return epochs, -(-steps // epochs)
+
+
+def _base_config(schedule: tuple[int, int], seed: int) -> dict:
+    epochs, per_epoch = schedule
     return {
-        "seed": seed, "precision": "bf16", "epochs": 1, "max_steps_per_epoch": steps, "max_val_batches": 4,
+        "seed": seed, "precision": "bf16", "epochs": epochs, "max_steps_per_epoch": per_epoch, "max_val_batches": 4,
         "progress": True,
         "data": {"input_size": 32, "mean": [0.4914, 0.4822, 0.4465], "std": [0.2470, 0.2435, 0.2616],
-                 "crop_pct": 1.0, "batch_size": 128, "eval_batch_size": 500, "num_workers": 1},
+                 "crop_pct": 1.0, "batch_size": BATCH, "eval_batch_size": 500, "num_workers": 1},
         "aug": {"scale": [0.6, 1.0], "auto_augment": "rand-m5-n1-mstd0.5", "smoothing": 0.1},
         "optim": {"lr": 1.0e-3, "weight_decay": 0.05, "clip_grad": 5.0},
         "sched": {"warmup_epochs": 0, "min_lr": 1.0e-5},
@@ -70,7 +83,7 @@ def _step(msg: str) -> None:
     print(f"\n== spectralkd demo: {msg}", file=sys.stderr, flush=True)
 
 
-def _teacher(out: Path, data: str, classes: int, steps: int, seed: int) -> tuple[str, dict, str]:
+def _teacher(out: Path, data: str, classes: int, schedule: tuple[int, int], seed: int) -> tuple[str, dict, str]:
     """(weights path, {"name", "kwargs"}, where it came from)."""
     from spectralkd.runtime.checkpoint import load_weights
 
@@ -79,10 +92,11 @@ def _teacher(out: Path, data: str, classes: int, steps: int, seed: int) -> tuple
         if len(card.get("data", {}).get("classes", [])) == classes:
             return str(TEACHER_WEIGHTS), {"name": card["model"], "kwargs": card["model_kwargs"]}, \
                 f"committed teacher {TEACHER_WEIGHTS} (val top-1 {card.get('top1', float('nan')):.2f} %)"
-    run_dir = _train_once(out, "teacher", "train", {**_base_config(steps, seed), "model": dict(TINY_TEACHER)}, data)
+    run_dir = _train_once(out, "teacher", "train", {**_base_config(schedule, seed), "model": dict(TINY_TEACHER)},
+                          data)
     _, card = load_weights(run_dir / "best.safetensors")
     return str(run_dir / "best.safetensors"), {"name": card["model"], "kwargs": card["model_kwargs"]}, \
-        f"tiny teacher trained here for {steps} steps (val top-1 {card.get('top1', float('nan')):.2f} %)"
+        f"tiny teacher trained here for {schedule[0] * schedule[1]} steps (val top-1 {card.get('top1', float('nan')):.2f} %)"
 
 
 def run_demo(data: str | None, out: str | Path, steps: int = 300, num_images: int = 256, seed: int = 0,
@@ -97,13 +111,15 @@ def run_demo(data: str | None, out: str | Path, steps: int = 300, num_images: in
     out = Path(out)
     data = str(data or default_data())
     _, classes, _ = labelled_split(data, "val")
+    train_items, _, _ = labelled_split(data, "train")
+    schedule = _schedule(steps, len(train_items))
     _step("1/4 teacher")
-    weights, teacher, origin = _teacher(out, data, len(classes), steps, seed)
+    weights, teacher, origin = _teacher(out, data, len(classes), schedule, seed)
     print(f"teacher: {origin}", file=sys.stderr)
 
     _step("2/4 analyse the teacher")
     model = create_model(teacher["name"], checkpoint=weights, model_kwargs=teacher["kwargs"])
-    base = _base_config(steps, seed)
+    base = _base_config(schedule, seed)
     analysis = analyze_to_dir(model, teacher["name"], data, out / "teacher-analysis", num_images=num_images,
                               batch_size=64, input_size=32,
                               data_overrides={"mean": base["data"]["mean"], "std": base["data"]["std"], "crop_pct": 1.0},
@@ -118,7 +134,8 @@ def run_demo(data: str | None, out: str | Path, steps: int = 300, num_images: in
                                                   "feature_loss": "spectral", "student_ids": "auto",
                                                   "teacher_ids": "auto",
                                                   "analysis": str(out / "teacher-analysis" / "analysis.json")})):
-        _step(f"3/4 train {name} ({steps} steps)")
+        _step(f"3/4 train {name} ({schedule[0] * schedule[1]} steps"
+              + (f", {schedule[0]} epochs of {schedule[1]})" if schedule[0] > 1 else ")"))
         cfg = {**base, "device": device, "model": dict(STUDENT)}
         if distill:
             cfg["teacher"] = {"name": teacher["name"], "kwargs": teacher["kwargs"], "checkpoint": weights}
