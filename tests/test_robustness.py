@@ -232,6 +232,10 @@ def test_cli_bad_input(cli, checkpoint, synthetic_root, tmp_path, monkeypatch):
     _one_line_error(cli(*base, "--checkpoint", checkpoint, "--eps", "8"), "outside (0, 1]")
     _one_line_error(cli(*base, "--checkpoint", checkpoint, "--attacks", "deepfool"), "unknown attack 'deepfool'")
     _one_line_error(cli(*base, "--checkpoint", checkpoint, "--corruptions", "rain"), "unknown corruption 'rain'")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    _one_line_error(cli(*base, "--checkpoint", checkpoint, "--attacks", "none", "--corruptions", "fog",
+                        "--corruption-cache", blocker / "cache"), "--corruption-cache", "cannot use it as a folder")
     monkeypatch.setitem(sys.modules, "torchattacks", None)
     _one_line_error(cli(*base, "--checkpoint", checkpoint), "torchattacks", "spectralkd[robustness]")
     monkeypatch.setitem(sys.modules, "imagecorruptions", None)

@@ -328,6 +328,12 @@ def robustness_checkpoint(checkpoint: str | Path, out: str | Path, data: str | P
         _corrupt_fn()
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    if corruption_cache is not None and corruption_list:
+        try:
+            Path(corruption_cache).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"--corruption-cache {corruption_cache}: cannot use it as a folder "
+                            f"({e.strerror or e})") from None
     data = data or default_data()
     items, classes, folder = labelled_split(data, split)
     model, dcfg, name = classifier_from_checkpoint(checkpoint, len(classes), model_name, model_kwargs,
