@@ -8,6 +8,9 @@ def test_demo_runs_the_whole_loop_on_generated_data(tmp_path, synthetic_root):
     assert report.is_file() and report.read_text().count("data:image/png;base64,") == 2
     summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
     assert set(summary["students"]) == {"student-nokd", "student-spectralkd"}
+    # the committed CIFAR-10 teacher is not used on the generated gratings (same class count, other classes): a
+    # teacher is trained on them here
+    assert (tmp_path / "demo" / "teacher" / "best.safetensors").is_file()
     recommended = json.loads((tmp_path / "demo" / "teacher-analysis" / "analysis.json").read_text())["recommended"]
     compared = json.loads((tmp_path / "demo" / "compare" / "compare.json").read_text())
     no_kd, spectral = compared["students"]

@@ -83,13 +83,15 @@ def _step(msg: str) -> None:
     print(f"\n== spectralkd demo: {msg}", file=sys.stderr, flush=True)
 
 
-def _teacher(out: Path, data: str, classes: int, schedule: tuple[int, int], seed: int) -> tuple[str, dict, str]:
+def _teacher(out: Path, data: str, classes: list[str], schedule: tuple[int, int], seed: int) -> tuple[str, dict, str]:
     """(weights path, {"name", "kwargs"}, where it came from)."""
     from spectralkd.runtime.checkpoint import load_weights
 
     if TEACHER_WEIGHTS.is_file():
         _, card = load_weights(TEACHER_WEIGHTS)
-        if len(card.get("data", {}).get("classes", [])) == classes:
+        # only on the data it was trained on (the same class names), not on any set with as many classes: a CIFAR
+        # teacher's logits say nothing about the generated gratings, and logit KD from it would teach noise
+        if list(card.get("data", {}).get("classes", [])) == list(classes):
             return str(TEACHER_WEIGHTS), {"name": card["model"], "kwargs": card["model_kwargs"]}, \
                 f"committed teacher {TEACHER_WEIGHTS} (val top-1 {card.get('top1', float('nan')):.2f} %)"
     run_dir = _train_once(out, "teacher", "train", {**_base_config(schedule, seed), "model": dict(TINY_TEACHER)},
@@ -114,7 +116,7 @@ def run_demo(data: str | None, out: str | Path, steps: int = 300, num_images: in
     train_items, _, _ = labelled_split(data, "train")
     schedule = _schedule(steps, len(train_items))
     _step("1/4 teacher")
-    weights, teacher, origin = _teacher(out, data, len(classes), schedule, seed)
+    weights, teacher, origin = _teacher(out, data, list(classes), schedule, seed)
     print(f"teacher: {origin}", file=sys.stderr)
 
     _step("2/4 analyse the teacher")
