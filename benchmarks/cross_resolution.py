@@ -88,6 +88,20 @@ class Study:
         return "spectralkd " + shlex.join(args)
 
 
+def repo_relative(text: str) -> str:
+    """``text`` with this checkout's absolute paths written as the repository names them (the shared data as
+    ``../shared/...``), so committed logs and commands name no machine's folders."""
+    return text.replace(str(ROOT) + "/", "").replace(str(ROOT.parent / "shared"), "../shared")
+
+
+def make_portable(folder: Path) -> None:
+    for f in folder.rglob("*"):
+        if f.is_file() and f.suffix in (".yaml", ".jsonl", ".log", ".json"):
+            text = f.read_text()
+            if (new := repo_relative(text)) != text:
+                f.write_text(new)
+
+
 def members() -> list[str]:
     return [m["name"] for m in read_yaml(ROOT / COHORT)["cohort"]]
 
@@ -107,6 +121,9 @@ def main() -> int:
         if not args.report_only and not all(study.finished(seed, n) for n in members()):
             command = study.train_seed(seed, SMOKE if args.smoke else [])
             commands = [c for c in commands if c != command] + [command]
+    if study.committed.is_dir():
+        make_portable(study.committed)
+    commands = [repo_relative(c) for c in commands]
     seeds = sorted({int(p.name[4:]) for p in study.committed.glob("seed*") if p.name[4:].isdigit()})
     rows = [run_row(seed, name, folder) for seed in seeds for name in members()
             if (folder := study.finished(seed, name)) is not None]
@@ -117,6 +134,9 @@ def main() -> int:
               "teacher": str(TEACHER.relative_to(ROOT)), "base": BASE, "cohort": COHORT, "runs": rows,
               "summary": summarise_variants(rows), "paired": [p for a, b in PAIRS if (p := paired(rows, a, b))],
               "commands": commands, "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    # two drivers (one per seed, side by side) may have written meanwhile: keep the commands either recorded
+    latest = json.loads(study.results.read_text()).get("commands", []) if study.results.is_file() else []
+    result["commands"] = [c for c in map(repo_relative, latest) if c not in commands] + commands
     study.results.parent.mkdir(parents=True, exist_ok=True)
     study.results.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {study.results.relative_to(ROOT)}", flush=True)

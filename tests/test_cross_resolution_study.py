@@ -103,3 +103,19 @@ def test_paired_plot_is_written(tmp_path):
 
     cifar10_kd_v2.plot_paired({"paired": [p], "runs": rows}, tmp_path / "paired.png")
     assert (tmp_path / "paired.png").stat().st_size > 5000
+
+
+def test_committed_records_name_no_absolute_path(tmp_path, monkeypatch):
+    """Train logs and commands name the repository's files relative to it and the shared data as ../shared/."""
+    root = tmp_path / "work" / "repo"
+    monkeypatch.setattr(study, "ROOT", root)
+    shared = tmp_path / "work" / "shared" / "data" / "c.tar.gz"
+    cmd = f"spectralkd distill --data {shared} --out {root}/runs/x --set seed=0"
+    assert study.repo_relative(cmd) == "spectralkd distill --data ../shared/data/c.tar.gz --out runs/x --set seed=0"
+    d = root / "benchmarks" / "results" / "cross_resolution" / "seed0"
+    d.mkdir(parents=True)
+    (d / "train.log").write_text(f"distilling on {shared} (45000 train)\n")
+    (d / "weights.bin").write_bytes(str(shared).encode())  # not a text record: left alone
+    study.make_portable(d)
+    assert (d / "train.log").read_text() == "distilling on ../shared/data/c.tar.gz (45000 train)\n"
+    assert (d / "weights.bin").read_bytes() == str(shared).encode()
