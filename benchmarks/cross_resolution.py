@@ -46,7 +46,8 @@ BASE = "configs/cifar10/xres_student_fourier.yaml"
 COHORT = "configs/cifar10/cohorts/xres.yaml"
 DATA = ROOT.parent / "shared" / "data" / "cifar10-jpg.tar.gz"
 PAIRS = [("fourier", "logit_kd"), ("interpolate", "logit_kd"), ("fourier", "interpolate"), ("logit_kd", "none"),
-         ("fourier", "none")]
+         ("fourier", "none"), ("fourier_centered", "logit_kd"), ("fourier_centered", "fourier"),
+         ("fourier_centered", "interpolate")]
 SMOKE = ["epochs=1", "max_steps_per_epoch=3", "max_val_batches=1", "sched.warmup_epochs=0", "data.num_workers=0",
          "data.batch_size=16", "data.eval_batch_size=50", "data.holdout=100"]
 
@@ -64,6 +65,12 @@ class Study:
         log = read_jsonl(folder / "log.jsonl")
         return folder if log and "test_top1" in log[-1] else None
 
+    def members(self, seed: int) -> list[str]:
+        """The students of seed ``seed``: those of its cohort when it has started (seeds 0-1 ran before
+        fourier_centered joined the cohort file), else the cohort file's."""
+        started = self.runs / f"seed{seed}" / "cohort.yaml"
+        return [m["name"] for m in read_yaml(started)["cohort"]] if started.is_file() else members()
+
     def command(self, seed: int, budget: list[str]) -> list[str]:
         cohort = self.runs / f"seed{seed}"
         if (cohort / "cohort.yaml").is_file():
@@ -79,7 +86,7 @@ class Study:
         with open(self.runs / f"seed{seed}.log", "a") as log:
             subprocess.run([sys.executable, "-m", "spectralkd", *args], cwd=ROOT, stdout=log,
                            stderr=subprocess.STDOUT, check=True)
-        for name in members():
+        for name in self.members(seed):
             src, dst = self.runs / f"seed{seed}" / name, self.committed / f"seed{seed}" / name
             dst.mkdir(parents=True, exist_ok=True)
             for f in ("config.yaml", "log.jsonl"):
@@ -102,6 +109,52 @@ def make_portable(folder: Path) -> None:
                 f.write_text(new)
 
 
+def target_gap(images: int, threads: int = 1) -> dict:
+    """What the alignments ask of the student, measured on the teacher's maps at the study's pairs over the first
+    ``images`` held-out training images (the validation split, never the test split): per teacher layer, the share
+    of each map's spatial (non-mean) energy the 4×4 grid cannot hold (``1 - (64/16)·E_AC(ideal 4×4)/E_AC(8×8)``,
+    Parseval with ortho scaling), and how far apart the 4×4 targets are, relative to the ideal target's non-mean
+    part (all three keep each map's mean): ``ideal`` (fourier, shared origin), ``centered`` (fourier_centered, cell
+    centres) and ``bilinear`` (interpolate; at 8×8 → 4×4 exactly 2×2 average pooling, centred on the cells)."""
+    import torch
+
+    from spectralkd.data.datasets import open_rgb
+    from spectralkd.data.folders import holdout_split, labelled_split
+    from spectralkd.data.transforms import data_config, eval_transform
+    from spectralkd.distill.losses import pool_channels, resample_to
+    from spectralkd.features.maps import block_maps
+    from spectralkd.features.models import create_model
+
+    torch.set_num_threads(threads)
+    cfg = read_yaml(ROOT / BASE)
+    t, d = cfg["teacher"], cfg["data"]
+    teacher = create_model(t["name"], checkpoint=ROOT / t["checkpoint"], model_kwargs=t["kwargs"]).eval()
+    items, _, _ = labelled_split(DATA, "train")
+    _, held = holdout_split(items, d["holdout"], d["holdout_seed"])
+    tf = eval_transform(data_config(input_size=d["input_size"], mean=d["mean"], std=d["std"],
+                                    interpolation=d["interpolation"], crop_pct=d["crop_pct"]))
+    student_dim = cfg["model"]["kwargs"]["embed_dim"]
+    ids = cfg["distill"]["teacher_ids"]
+    sums = {i: [0.0] * 5 for i in ids}  # AC energy 8×8, AC energy ideal 4×4, ||bilinear - ideal||², two more
+    with torch.no_grad():
+        for start in range(0, images, 250):
+            x = torch.stack([tf(open_rgb(p)) for p, _ in held[start:min(start + 250, images)]])
+            for i, m in zip(ids, block_maps(teacher, x, ids)):
+                m = pool_channels(m.float(), student_dim)  # the loss compares the teacher pooled to 64 channels
+                ideal, bilinear = resample_to(m, (4, 4), "fourier"), resample_to(m, (4, 4), "interpolate")
+                centred = resample_to(m, (4, 4), "fourier_centered")
+                ac = lambda z: z - z.mean(dim=(-2, -1), keepdim=True)  # noqa: E731
+                sums[i][0] += float(ac(m).pow(2).sum())
+                sums[i][1] += float(ac(ideal).pow(2).sum())
+                sums[i][2] += float((bilinear - ideal).pow(2).sum())
+                sums[i][3] += float((centred - ideal).pow(2).sum())
+                sums[i][4] += float((bilinear - centred).pow(2).sum())
+    layers = [{"teacher_layer": i, "dropped_ac_energy": 1 - (64 / 16) * e4 / e8,
+               "bilinear_vs_ideal": (b_i / e4) ** 0.5, "centered_vs_ideal": (c_i / e4) ** 0.5,
+               "bilinear_vs_centered": (b_c / e4) ** 0.5} for i, (e8, e4, b_i, c_i, b_c) in sums.items()]
+    return {"images": images, "split": f"held-out training images (data.holdout={d['holdout']})", "layers": layers}
+
+
 def members() -> list[str]:
     return [m["name"] for m in read_yaml(ROOT / COHORT)["cohort"]]
 
@@ -111,6 +164,8 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--smoke", action="store_true", help="a few steps per run, into runs/cross-resolution-smoke/")
     ap.add_argument("--report-only", action="store_true", help="train nothing: write the results of finished runs")
+    ap.add_argument("--targets", type=int, metavar="N", default=0,
+                    help="also measure the two alignments' targets on N held-out training images (target_gap)")
     args = ap.parse_args()
     study = Study(args.smoke)
     if not TEACHER.is_file():
@@ -118,7 +173,7 @@ def main() -> int:
     previous = json.loads(study.results.read_text()) if study.results.is_file() else {}
     commands = previous.get("commands", [])
     for seed in args.seeds:
-        if not args.report_only and not all(study.finished(seed, n) for n in members()):
+        if not args.report_only and not all(study.finished(seed, n) for n in study.members(seed)):
             command = study.train_seed(seed, SMOKE if args.smoke else [])
             commands = [c for c in commands if c != command] + [command]
     if study.committed.is_dir():
@@ -133,7 +188,8 @@ def main() -> int:
                            "design": "one cohort per seed (identical batches); paired differences by seed"},
               "teacher": str(TEACHER.relative_to(ROOT)), "base": BASE, "cohort": COHORT, "runs": rows,
               "summary": summarise_variants(rows), "paired": [p for a, b in PAIRS if (p := paired(rows, a, b))],
-              "commands": commands, "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+              "commands": commands, "targets": target_gap(args.targets) if args.targets else previous.get("targets"),
+              "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     # two drivers (one per seed, side by side) may have written meanwhile: keep the commands either recorded
     latest = json.loads(study.results.read_text()).get("commands", []) if study.results.is_file() else []
     result["commands"] = [c for c in map(repo_relative, latest) if c not in commands] + commands

@@ -12,7 +12,8 @@ from spectralkd.paths import REPO_ROOT
 
 study = load_benchmark("cross_resolution")
 SOLO = {"none": "xres_student_baseline.yaml", "logit_kd": "xres_student_kd.yaml",
-        "fourier": "xres_student_fourier.yaml", "interpolate": "xres_student_interpolate.yaml"}
+        "fourier": "xres_student_fourier.yaml", "interpolate": "xres_student_interpolate.yaml",
+        "fourier_centered": "xres_student_fourier_centered.yaml"}
 
 
 def _flat(d, prefix=""):
@@ -33,7 +34,7 @@ def _members():
 
 def test_members_share_the_budget_and_differ_only_in_the_distillation():
     base, members = _members()
-    assert list(members) == ["none", "logit_kd", "fourier", "interpolate"] == study.members()
+    assert list(members) == ["none", "logit_kd", "fourier", "interpolate", "fourier_centered"] == study.members()
     flat = {v: _flat(c) for v, c in members.items()}
     b = _flat(base)
     assert b["model.kwargs.patch_size"] == 8 and b["epochs"] == 8  # 4×4 student maps, the 8-epoch budget
@@ -45,8 +46,8 @@ def test_members_share_the_budget_and_differ_only_in_the_distillation():
         ("none", 0.0, 0.2)
     for v in ("logit_kd", "fourier", "interpolate"):  # the same logit KD in every distilled variant
         assert (flat[v]["distill.mode"], flat[v]["distill.alpha"], flat[v]["distill.tau"]) == ("soft", 0.9, 1.0)
-    assert (flat["fourier"]["distill.spatial_align"], flat["interpolate"]["distill.spatial_align"]) == \
-        ("fourier", "interpolate")
+    assert (flat["fourier"]["distill.spatial_align"], flat["interpolate"]["distill.spatial_align"],
+            flat["fourier_centered"]["distill.spatial_align"]) == ("fourier", "interpolate", "fourier_centered")
     assert flat["fourier"]["teacher.checkpoint"] == "artifacts/cifar10-teacher/teacher.safetensors"
 
 
@@ -119,3 +120,14 @@ def test_committed_records_name_no_absolute_path(tmp_path, monkeypatch):
     study.make_portable(d)
     assert (d / "train.log").read_text() == "distilling on ../shared/data/c.tar.gz (45000 train)\n"
     assert (d / "weights.bin").read_bytes() == str(shared).encode()
+
+
+def test_a_started_cohort_keeps_its_own_members(tmp_path, monkeypatch):
+    """Seeds 0-1 ran before fourier_centered joined the cohort file: their cohort's four students are complete."""
+    monkeypatch.setattr(study.Study, "__init__", lambda self, smoke: None)
+    s = study.Study(False)
+    s.runs, s.committed = tmp_path / "runs", tmp_path / "committed"
+    (s.runs / "seed0").mkdir(parents=True)
+    (s.runs / "seed0" / "cohort.yaml").write_text("cohort:\n  - {name: none}\n  - {name: fourier}\n")
+    assert s.members(0) == ["none", "fourier"]
+    assert s.members(2) == study.members()  # not started: the cohort file's students

@@ -163,8 +163,83 @@ def test_strict_default_refuses_different_sizes_in_one_line():
     with pytest.raises(UserError, match="spatial_align"):
         SpectralKDLoss(torch.nn.CrossEntropyLoss(), mode="fft")(torch.zeros(2, 3), torch.tensor([0, 1]),
                                                                 student_maps=[s], teacher_maps=[t])
-    with pytest.raises(UserError, match="alignment 'sinc' is not supported; allowed: strict, fourier, interpolate"):
+    with pytest.raises(UserError, match="alignment 'sinc' is not supported; allowed: strict, fourier, fourier_centered, interpolate"):
         SpectralKDLoss(torch.nn.CrossEntropyLoss(), spatial="sinc")
     with pytest.raises(UserError, match="smaller than 1×1"):
         spectral_alignment_loss([torch.zeros(2, 4, 8, 8)], [torch.zeros(2, 4, 0, 4)], "fourier")
     assert defaults()["distill"]["spatial_align"] == "strict"
+
+
+def _cell_centre_samples(coef: dict, n: tuple[int, int]) -> np.ndarray:
+    """A smooth periodic image f(u, v) = Σ a·cos(2π(ky·u + kx·v) + φ) on [0, 1)², sampled by hand at the centres
+    ((i + ½)/H, (j + ½)/W) of an H×W grid of cells: what a patch token at that cell sees."""
+    u = (np.arange(n[0]) + 0.5) / n[0]
+    v = (np.arange(n[1]) + 0.5) / n[1]
+    out = np.zeros(n)
+    for (ky, kx), (a, phi) in coef.items():
+        out += a * np.cos(2 * np.pi * (ky * u[:, None] + kx * v[None, :]) + phi)
+    return out
+
+
+def _smooth(small: tuple[int, int], seed: int = 0) -> dict:
+    """Random frequencies strictly inside the small grid's band (|k| < n/2 per axis, no Nyquist)."""
+    g = np.random.default_rng(seed)
+    ky_max, kx_max = (small[0] - 1) // 2, (small[1] - 1) // 2
+    return {(ky, kx): (g.uniform(0.5, 1.5), g.uniform(0, 2 * np.pi))
+            for ky in range(-ky_max, ky_max + 1) for kx in range(0, kx_max + 1)}
+
+
+@pytest.mark.parametrize("big, small", [((8, 8), (4, 4)), ((9, 9), (3, 3)), ((6, 8), (4, 3)), ((14, 7), (5, 7)),
+                                        ((16, 16), (7, 7))])
+def test_centered_resampling_lands_on_the_cell_centres(big, small):
+    """Patch-token geometry: the same smooth image seen by a fine grid (teacher, patch 4) and a coarse one (student,
+    patch 8). Sampled at cell centres, the coarse grid's values are exactly the fine map resampled with
+    centered=True; the shared-origin convention is off by (N/n − 1)/2 fine pixels, so it misses them."""
+    coef = _smooth(small)
+    fine = torch.from_numpy(_cell_centre_samples(coef, big))[None, None]
+    coarse = _cell_centre_samples(coef, small)
+    got = fourier_resample(fine, small, centered=True)[0, 0].numpy()
+    np.testing.assert_allclose(got, coarse, atol=1e-9)
+    if big != small:
+        assert np.abs(fourier_resample(fine, small)[0, 0].numpy() - coarse).max() > 1e-2
+    # the same as scipy: shift the fine map by s = (N/n − 1)/2 pixels (Fourier shift theorem), then resample
+    x = np.random.default_rng(1).standard_normal(big)
+    k = [np.fft.fftfreq(b) for b in big]
+    s = [(b / n - 1) / 2 for b, n in zip(big, small)]
+    ramp = np.exp(2j * np.pi * (s[0] * k[0][:, None] + s[1] * k[1][None, :]))
+    for axis, b in enumerate(big):  # the large grid's own Nyquist is dropped by either method; keep it real here
+        if b % 2 == 0:
+            idx = [slice(None)] * 2
+            idx[axis] = b // 2
+            ramp[tuple(idx)] = 1.0
+    shifted = np.fft.ifft2(np.fft.fft2(x) * ramp).real
+    want = _resample(shifted, *small)
+    got = fourier_resample(torch.from_numpy(x), small, centered=True).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-9)
+
+
+def test_fourier_centered_loss_is_zero_for_the_same_image_at_two_patch_sizes():
+    coef = _smooth((4, 4), seed=2)
+    t = torch.from_numpy(np.stack([_cell_centre_samples(coef, (8, 8))] * 6)[None]).float()   # 1×6×8×8 teacher
+    s = torch.from_numpy(np.stack([_cell_centre_samples(coef, (4, 4))] * 3)[None]).float()   # 1×3×4×4 student
+    for kind in ("spectral", "magnitude", "band", "feature_mse"):
+        assert feature_alignment_loss([s], [t], kind, spatial="fourier_centered").item() < 1e-10, kind
+        assert feature_alignment_loss([t], [s], kind, spatial="fourier_centered").item() < 1e-10, kind
+    # the shared-origin convention sees the coarse grid a quarter of a coarse cell away: a phase error, not zero
+    assert spectral_alignment_loss([s], [t], spatial="fourier").item() > 1e-2
+    # magnitudes do not see a shift
+    assert feature_alignment_loss([s], [t], "magnitude", spatial="fourier").item() < 1e-10
+
+
+@pytest.mark.parametrize("s_size, t_size", [((4, 4), (8, 8)), ((9, 7), (5, 3)), ((6, 9), (10, 4))])
+def test_fourier_centered_loss_equals_published_loss_on_centre_resampled_maps(s_size, t_size):
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(2, 4, *s_size, generator=g, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(2, 8, *t_size, generator=g, dtype=torch.float64)
+    size = (min(s_size[0], t_size[0]), min(s_size[1], t_size[1]))
+    s_r, t_r = (fourier_resample(x, size, centered=True).numpy(force=True) for x in (s, t))
+    want = _np_loss(s_r, t_r)
+    got = spectral_alignment_loss([s], [t], spatial="fourier_centered")
+    assert abs(got.item() - want) < 1e-6 * max(1.0, want)
+    got.backward()
+    assert s.grad is not None and torch.isfinite(s.grad).all() and not t.requires_grad

@@ -124,9 +124,10 @@ class DistillSection(Section):
     student_ids: Ids = Field(None, description="list of block ids or module names, or \"auto\"")
     teacher_ids: Ids = Field(None, description="list of block ids or module names, or \"auto\"")
     analysis: Optional[str] = Field(None, description="analysis.json of `spectralkd analyze` (for auto)")
-    spatial_align: Literal["strict", "fourier", "interpolate"] = Field(
+    spatial_align: Literal["strict", "fourier", "fourier_centered", "interpolate"] = Field(
         "strict", description="pairs of different H×W: strict (refused) | fourier (common frequencies, exact ideal "
-                              "resampling) | interpolate (bilinear)")
+                              "resampling, grids sharing their origin) | fourier_centered (the same sampled at the "
+                              "cell centres: patch tokens) | interpolate (bilinear)")
 
 
 class MonitorSection(Section):

@@ -54,7 +54,7 @@ from spectralkd.spectral.resample import fourier_resample, fourier_resample_spec
 MODES = ("none", "soft", "hard", "fft")
 FEATURE_LOSSES = ("spectral", "feature_mse", "magnitude", "band")
 BAND_EMPHASIS = ("low", "high")
-SPATIAL_ALIGN = ("strict", "fourier", "interpolate")
+SPATIAL_ALIGN = ("strict", "fourier", "fourier_centered", "interpolate")
 
 
 def check_spatial(spatial: str) -> str:
@@ -207,14 +207,14 @@ def resample_to(x: torch.Tensor, size: tuple[int, int], spatial: str) -> torch.T
     """``x`` at ``size`` (≤ its own per axis): ideal Fourier resampling or bilinear interpolation."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
-    if spatial == "fourier":
-        return fourier_resample(x.float(), size)
+    if spatial in ("fourier", "fourier_centered"):
+        return fourier_resample(x.float(), size, centered=spatial == "fourier_centered")
     return F.interpolate(x.float(), size=tuple(size), mode="bilinear", align_corners=False)
 
 
-def _spectrum_at(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def _spectrum_at(x: torch.Tensor, size: tuple[int, int], centered: bool = False) -> torch.Tensor:
     """rfft2 ortho spectrum of ``x`` ideally resampled to ``size``: its own coefficients on the smaller grid."""
-    return fourier_resample_spectrum(_spectrum(x), tuple(x.shape[-2:]), size)
+    return fourier_resample_spectrum(_spectrum(x), tuple(x.shape[-2:]), size, centered)
 
 
 def _spectral_from(fs: torch.Tensor, ft: torch.Tensor, kind: str, emphasis: str, strength: float,
@@ -235,7 +235,9 @@ def _pair_loss(s: torch.Tensor, t: torch.Tensor, kind: str, emphasis: str, stren
         if spatial == "interpolate" or kind == "feature_mse":
             return _pair_loss(resample_to(s, size, spatial), resample_to(t, size, spatial), kind, emphasis, strength)
         # fourier: compare the spectra on the frequencies both grids hold (no inverse transform needed)
-        return _spectral_from(_spectrum_at(s, size), _spectrum_at(t, size), kind, emphasis, strength, size)
+        centered = spatial == "fourier_centered"
+        return _spectral_from(_spectrum_at(s, size, centered), _spectrum_at(t, size, centered), kind, emphasis,
+                              strength, size)
     if kind == "feature_mse":
         return F.mse_loss(s.float(), t.float())
     if kind == "magnitude":
@@ -253,7 +255,8 @@ def feature_alignment_loss(student_maps: Sequence[torch.Tensor], teacher_maps: S
                            spatial: str = "strict") -> torch.Tensor:
     """Mean over layer pairs of the chosen feature loss (see module docstring), always computed in float32.
 
-    ``spatial`` says what happens when a pair's H×W differ: ``strict`` (error), ``fourier`` or ``interpolate``.
+    ``spatial`` says what happens when a pair's H×W differ: ``strict`` (error), ``fourier`` (ideal resampling,
+    grids sharing their origin), ``fourier_centered`` (ideal resampling at the cell centres) or ``interpolate``.
     """
     check_spatial(spatial)
     if kind not in FEATURE_LOSSES:

@@ -105,7 +105,9 @@ class SpectralKD(TrainingTask):
         feature_loss: ``spectral`` (the published loss), ``feature_mse``, ``magnitude``, ``band``.
         label_smoothing: of the label CE (ignored when ``criterion`` is given, e.g. soft-target CE under Mixup).
         spatial: pairs whose maps differ in H×W — ``strict`` (refused), ``fourier`` (compared on the frequencies both
-            can represent: exact ideal resampling of the larger map), ``interpolate`` (bilinear).
+            can represent: exact ideal resampling of the larger map, grids sharing their origin),
+            ``fourier_centered`` (the same, sampled at the cell centres: the geometry of patch tokens),
+            ``interpolate`` (bilinear).
         student_norm, teacher_norm: ``(mean, std)`` of each model's input; default: their ``pretrained_cfg``. The
             teacher's input is converted when they differ (as timm's ``DistillationTeacher`` does).
     """

@@ -14,6 +14,15 @@ the result is the ortho spectrum of the resampled map. Per axis of length N → 
 
 On the rfft (last) axis the large grid stores only ``k_x ≥ 0``; its coefficient at ``−w/2`` is the conjugate of the
 one at ``(−k_y, +w/2)``, so the small grid's Nyquist column is ``X[k_y, w/2] + conj(X[−k_y, w/2])``.
+
+**Where the samples sit** (``centered``). By default the two grids share their origin: small pixel ``j`` is the
+large map's interpolant at large-pixel position ``j·N/n`` (``scipy.signal.resample``; a strided convolution with
+"same" padding, whose output ``j`` is centred on input ``j·stride``). With ``centered=True`` each small pixel is the
+interpolant at the *centre of the cell it covers*, ``j·N/n + (N/n − 1)/2``: the geometry of patch tokens (a patch-8
+token covers two patch-4 tokens and sits between them), Swin patch merging, average pooling and bilinear resizing
+with ``align_corners=False``. It multiplies ``X[k]`` by ``exp(2πi·k·s/N)`` with ``s = (N/n − 1)/2`` (signed ``k``;
+the Fourier shift theorem) before the fold; the large grid's own Nyquist bin, whose shift would not be real, is
+always above the kept band and dropped. Equal sizes on an axis mean ``s = 0`` there.
 """
 from __future__ import annotations
 
@@ -52,8 +61,20 @@ def _fold_half_axis(x: torch.Tensor, big_w: int, w: int) -> torch.Tensor:
     return torch.cat([keep[..., :-1], (col + mirror).unsqueeze(-1)], dim=-1)
 
 
-def fourier_resample_spectrum(spec: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int]) -> torch.Tensor:
-    """``rfft2(x, norm="ortho")`` of an H×W map → ``rfft2(resampled x, norm="ortho")`` at h×w (module docstring)."""
+def _centre_shift(spec: torch.Tensor, big: tuple[int, int], small: tuple[int, int]) -> torch.Tensor:
+    """Phase ramp moving the sampling origin to the cell centres: ``X[k] · exp(2πi·k·s/N)``, ``s = (N/n − 1)/2``."""
+    (big_h, big_w), (h, w) = big, small
+    real = torch.float64 if spec.dtype == torch.complex128 else torch.float32
+    ky = torch.fft.fftfreq(big_h, device=spec.device, dtype=real)  # k/N, signed
+    kx = torch.fft.rfftfreq(big_w, device=spec.device, dtype=real)
+    phase = 2 * math.pi * ((big_h / h - 1) / 2 * ky[:, None] + (big_w / w - 1) / 2 * kx[None, :])
+    return spec * torch.polar(torch.ones_like(phase), phase)
+
+
+def fourier_resample_spectrum(spec: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int],
+                              centered: bool = False) -> torch.Tensor:
+    """``rfft2(x, norm="ortho")`` of an H×W map → ``rfft2(resampled x, norm="ortho")`` at h×w (module docstring);
+    ``centered``: samples at the small grid's cell centres rather than on the shared origin."""
     (big_h, big_w), (h, w) = (int(in_size[0]), int(in_size[1])), (int(out_size[0]), int(out_size[1]))
     if not (1 <= h <= big_h and 1 <= w <= big_w):
         raise UserError(f"Fourier resampling goes from {big_h}×{big_w} down to at least 1×1, not to {h}×{w}")
@@ -61,19 +82,22 @@ def fourier_resample_spectrum(spec: torch.Tensor, in_size: tuple[int, int], out_
         raise UserError(f"spectrum of shape {tuple(spec.shape)} is not the rfft2 of a {big_h}×{big_w} map")
     if (h, w) == (big_h, big_w):
         return spec
+    if centered:
+        spec = _centre_shift(spec, (big_h, big_w), (h, w))
     out = _fold_half_axis(spec, big_w, w)
     out = _fold_full_axis(out, h, spec.dim() - 2)
     return out * math.sqrt((h * w) / (big_h * big_w))
 
 
-def fourier_resample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Ideal (sinc) downsampling of a ...×H×W real map to ``size`` (h ≤ H, w ≤ W), computed in float32/64."""
+def fourier_resample(x: torch.Tensor, size: tuple[int, int], centered: bool = False) -> torch.Tensor:
+    """Ideal (sinc) downsampling of a ...×H×W real map to ``size`` (h ≤ H, w ≤ W), computed in float32/64;
+    ``centered``: sampled at the cell centres (patch-token geometry) rather than on the shared origin."""
     x = x if x.dtype in (torch.float32, torch.float64) else x.float()
     h, w = int(size[0]), int(size[1])
     if tuple(x.shape[-2:]) == (h, w):
         return x
     spec = torch.fft.rfft2(x, dim=(-2, -1), norm="ortho")
-    small = fourier_resample_spectrum(spec, tuple(x.shape[-2:]), (h, w))
+    small = fourier_resample_spectrum(spec, tuple(x.shape[-2:]), (h, w), centered)
     return torch.fft.irfft2(small, s=(h, w), dim=(-2, -1), norm="ortho")
 
 
