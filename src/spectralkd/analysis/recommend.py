@@ -10,7 +10,8 @@ Across architectures (a stage teacher — ResNet, RegNet, ConvNeXt, Swin — and
 other way round, or two stage models with different numbers of stages) the k highest-intensity teacher layers go
 to the student layer at the same relative depth: teacher layer t of T ↔ student layer ``round((t+1)·S/T) − 1`` of S
 (RegNetY's stem, s1..s4 ↔ DeiT-Tiny's blocks 1, 4, 6, 9, 11); when two teacher layers land on the same student
-layer the higher-scoring one keeps it. Such pairs differ in H×W and need ``distill.spatial_align: fourier``.
+layer the higher-scoring one keeps it. Such pairs differ in H×W and need ``distill.spatial_align: fourier``
+(``fourier_centered`` between token grids of different patch sizes).
 """
 from __future__ import annotations
 

@@ -91,7 +91,8 @@ layers; activation range {result.value_range[0]:.4g} .. {result.value_range[1]:.
 the student's first layers and those in the second half to its last layers (stage models: stage by stage; across
 architectures: each teacher layer to the student layer at the same relative depth; rule used:
 <code>{html.escape(str(recommended.get("rule", "–")))}</code>). Sizes are C×H×W; pairs whose H×W differ need
-<code>distill.spatial_align: fourier</code>.
+<code>distill.spatial_align: fourier</code> (<code>fourier_centered</code> between token grids of different patch
+sizes).
 Highlighted rows below. Use them with <code>distill.student_ids/teacher_ids: auto</code> and this analysis.json.</p>
 <h2>Plots</h2>
 {figures}
