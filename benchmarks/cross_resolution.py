@@ -155,6 +155,30 @@ def target_gap(images: int, threads: int = 1) -> dict:
     return {"images": images, "split": f"held-out training images (data.holdout={d['holdout']})", "layers": layers}
 
 
+def runs_table(result: dict) -> str:
+    """Every run: test top-1 (the reported number, after the last epoch) beside its holdout top-1 at the last and
+    at the best epoch."""
+    lines = ["| variant | seed | test top-1 (%) | holdout top-1, last epoch | best epoch (holdout top-1) |",
+             "|---|---|---|---|---|"]
+    for r in sorted(result["runs"], key=lambda r: (members().index(r["variant"]), r["seed"])):
+        lines.append(f"| {r['variant']} | {r['seed']} | {r['test_top1']:.2f} | {r['last_val_top1']:.2f} "
+                     f"(epoch {r['epochs']}) | {r['best_val_epoch']} ({r['best_val_top1']:.2f}) |")
+    return "\n".join(lines)
+
+
+def targets_table(result: dict) -> str:
+    t = result.get("targets")
+    if not t:
+        return ""
+    lines = [f"Teacher targets on {t['images']} {t['split']}:", "",
+             "| teacher layer | AC energy above the 4×4 band | bilinear vs ideal | centered vs ideal | "
+             "bilinear vs centered |", "|---|---|---|---|---|"]
+    for r in t["layers"]:
+        lines.append(f"| {r['teacher_layer']} | {r['dropped_ac_energy']:.3f} | {r['bilinear_vs_ideal']:.3f} | "
+                     f"{r['centered_vs_ideal']:.3f} | {r['bilinear_vs_centered']:.3f} |")
+    return "\n".join(lines)
+
+
 def members() -> list[str]:
     return [m["name"] for m in read_yaml(ROOT / COHORT)["cohort"]]
 
@@ -197,6 +221,7 @@ def main() -> int:
     study.results.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {study.results.relative_to(ROOT)}", flush=True)
     print(table(result), flush=True)
+    print("\n" + runs_table(result) + "\n\n" + targets_table(result), flush=True)
     return 0
 
 

@@ -131,3 +131,18 @@ def test_a_started_cohort_keeps_its_own_members(tmp_path, monkeypatch):
     (s.runs / "seed0" / "cohort.yaml").write_text("cohort:\n  - {name: none}\n  - {name: fourier}\n")
     assert s.members(0) == ["none", "fourier"]
     assert s.members(2) == study.members()  # not started: the cohort file's students
+
+
+def test_tables_show_last_and_best_epoch_and_the_targets():
+    result = {"runs": [{"variant": "fourier", "seed": 1, "test_top1": 57.0, "last_val_top1": 57.5, "epochs": 8,
+                        "best_val_epoch": 7, "best_val_top1": 57.6},
+                       {"variant": "none", "seed": 0, "test_top1": 53.2, "last_val_top1": 53.8, "epochs": 8,
+                        "best_val_epoch": 8, "best_val_top1": 53.8}],
+              "targets": {"images": 10, "split": "held-out", "layers": [
+                  {"teacher_layer": 0, "dropped_ac_energy": 0.4, "bilinear_vs_ideal": 0.6, "centered_vs_ideal": 0.61,
+                   "bilinear_vs_centered": 0.3}]}}
+    rows = study.runs_table(result).splitlines()
+    assert rows[2] == "| none | 0 | 53.20 | 53.80 (epoch 8) | 8 (53.80) |"  # cohort order, not input order
+    assert rows[3] == "| fourier | 1 | 57.00 | 57.50 (epoch 8) | 7 (57.60) |"
+    assert study.targets_table(result).splitlines()[-1] == "| 0 | 0.400 | 0.600 | 0.610 | 0.300 |"
+    assert study.targets_table({"runs": []}) == ""
