@@ -5,6 +5,8 @@ teacher whose maps are 8×8 (artifacts/cifar10-teacher). Variants, same budget (
 * ``logit_kd`` — logit KD only (``w_fft: 0``)
 * ``fourier`` — logit KD + the spectral loss, teacher maps ideally resampled to 4×4 (``spatial_align: fourier``)
 * ``interpolate`` — logit KD + the same spectral loss after bilinear resizing (``spatial_align: interpolate``)
+* ``fourier_centered`` — as ``fourier``, sampled at the 4×4 cell centres (``spatial_align: fourier_centered``;
+  in the cohort from seed 2 on, seeds 0-1 ran the four above)
 
 Protocol (as the CIFAR-10 study v2): 5,000 class-balanced training images are held out as the validation split
 (``data.holdout``) and choose the best epoch; the test split is evaluated once, after the last epoch, and its
