@@ -138,6 +138,9 @@ def target_gap(images: int, threads: int = 1) -> dict:
     student_dim = cfg["model"]["kwargs"]["embed_dim"]
     ids = cfg["distill"]["teacher_ids"]
     sums = {i: [0.0] * 5 for i in ids}  # AC energy 8×8, AC energy ideal 4×4, ||bilinear - ideal||², two more
+    def ac(z: torch.Tensor) -> torch.Tensor:  # the map about its own spatial mean
+        return z - z.mean(dim=(-2, -1), keepdim=True)
+
     with torch.no_grad():
         for start in range(0, images, 250):
             x = torch.stack([tf(open_rgb(p)) for p, _ in held[start:min(start + 250, images)]])
@@ -145,7 +148,6 @@ def target_gap(images: int, threads: int = 1) -> dict:
                 m = pool_channels(m.float(), student_dim)  # the loss compares the teacher pooled to 64 channels
                 ideal, bilinear = resample_to(m, (4, 4), "fourier"), resample_to(m, (4, 4), "interpolate")
                 centred = resample_to(m, (4, 4), "fourier_centered")
-                ac = lambda z: z - z.mean(dim=(-2, -1), keepdim=True)  # noqa: E731
                 sums[i][0] += float(ac(m).pow(2).sum())
                 sums[i][1] += float(ac(ideal).pow(2).sum())
                 sums[i][2] += float((bilinear - ideal).pow(2).sum())
