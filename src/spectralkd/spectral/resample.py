@@ -26,6 +26,7 @@ always above the kept band and dropped. Equal sizes on an axis mean ``s = 0`` th
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -61,14 +62,20 @@ def _fold_half_axis(x: torch.Tensor, big_w: int, w: int) -> torch.Tensor:
     return torch.cat([keep[..., :-1], (col + mirror).unsqueeze(-1)], dim=-1)
 
 
-def _centre_shift(spec: torch.Tensor, big: tuple[int, int], small: tuple[int, int]) -> torch.Tensor:
-    """Phase ramp moving the sampling origin to the cell centres: ``X[k] · exp(2πi·k·s/N)``, ``s = (N/n − 1)/2``."""
+@functools.lru_cache(maxsize=64)
+def _centre_ramp(big: tuple[int, int], small: tuple[int, int]) -> torch.Tensor:
+    """The H×(W//2+1) phase ramp ``exp(2πi·k·s/N)``, ``s = (N/n − 1)/2`` per axis (signed ``k``), in complex128;
+    the same for every step of a run, so it is built once per pair of sizes."""
     (big_h, big_w), (h, w) = big, small
-    real = torch.float64 if spec.dtype == torch.complex128 else torch.float32
-    ky = torch.fft.fftfreq(big_h, device=spec.device, dtype=real)  # k/N, signed
-    kx = torch.fft.rfftfreq(big_w, device=spec.device, dtype=real)
+    ky = torch.fft.fftfreq(big_h, dtype=torch.float64)  # k/N, signed
+    kx = torch.fft.rfftfreq(big_w, dtype=torch.float64)
     phase = 2 * math.pi * ((big_h / h - 1) / 2 * ky[:, None] + (big_w / w - 1) / 2 * kx[None, :])
-    return spec * torch.polar(torch.ones_like(phase), phase)
+    return torch.polar(torch.ones_like(phase), phase)
+
+
+def _centre_shift(spec: torch.Tensor, big: tuple[int, int], small: tuple[int, int]) -> torch.Tensor:
+    """Moves the sampling origin to the cell centres: ``X[k] · exp(2πi·k·s/N)``."""
+    return spec * _centre_ramp(big, small).to(spec.device, spec.dtype)
 
 
 def fourier_resample_spectrum(spec: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int],
